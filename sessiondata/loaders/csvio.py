@@ -1,0 +1,108 @@
+"""Row-level reading of delimited text files with errors that name file, line and field.
+
+Every loader reads through here, so "missing column", "not a number", "empty file" and "not UTF-8"
+read the same whatever the format.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+
+from sessiondata.errors import DataError
+
+
+def open_text(path: Path) -> io.TextIOBase:
+    """Open plain or gzipped text strictly as UTF-8 (a BOM is accepted and dropped)."""
+    if not path.exists():
+        raise DataError("file not found", file=path)
+    if not path.is_file():
+        raise DataError("not a regular file", file=path)
+    raw = gzip.open(path, "rb") if path.suffix == ".gz" else path.open("rb")
+    return io.TextIOWrapper(raw, encoding="utf-8-sig", errors="strict", newline="")
+
+
+def read_rows(
+    path: Path,
+    required: Sequence[str],
+    *,
+    delimiter: str = ",",
+    header_transform: Callable[[str], str] | None = None,
+) -> Iterator[tuple[int, dict[str, str]]]:
+    """Yield ``(line number, row)`` for each data row, after checking the header has ``required``.
+
+    ``header_transform`` maps raw header cells to column names (RecBole's ``name:type`` headers).
+    Raises :class:`DataError` for an empty file, a missing column, a short row or invalid UTF-8.
+    """
+    handle = open_text(path)
+    try:
+        reader = csv.reader(handle, delimiter=delimiter)
+        try:
+            header = next(reader)
+        except StopIteration:
+            raise DataError("file is empty (no header row)", file=path) from None
+        if header_transform is not None:
+            header = [header_transform(cell) for cell in header]
+        header = [cell.strip() for cell in header]
+        for column in required:
+            if column not in header:
+                raise DataError(f"missing column; the header has {header}", file=path, line=1, field=column)
+        positions = {name: header.index(name) for name in header}
+        any_row = False
+        for row in reader:
+            line = reader.line_num
+            if not row or all(not cell.strip() for cell in row):
+                continue
+            if len(row) < len(header):
+                missing = header[len(row)]
+                raise DataError(
+                    f"row has {len(row)} fields, the header has {len(header)}", file=path, line=line, field=missing
+                )
+            any_row = True
+            yield line, {name: row[pos] for name, pos in positions.items()}
+        if not any_row:
+            raise DataError("file has a header but no data rows", file=path)
+    except UnicodeDecodeError as error:
+        raise DataError(f"file is not valid UTF-8 ({error.reason} at byte {error.start})", file=path) from None
+    except csv.Error as error:
+        raise DataError(f"malformed CSV: {error}", file=path) from None
+    finally:
+        handle.close()
+
+
+def parse_int(value: str, *, file: Path, line: int, field: str) -> int:
+    """An integer cell, or a :class:`DataError` naming where it is."""
+    text = value.strip()
+    try:
+        return int(text)
+    except ValueError:
+        try:
+            as_float = float(text)
+        except ValueError:
+            raise DataError("not a number", file=file, line=line, field=field, value=value) from None
+        if as_float != as_float or as_float in (float("inf"), float("-inf")):
+            raise DataError("not a finite number", file=file, line=line, field=field, value=value) from None
+        return int(as_float)
+
+
+def parse_time(value: str, *, file: Path, line: int, field: str) -> int:
+    """A timestamp cell: unix seconds (int or float) or an ISO-8601 date/time, returned as unix seconds."""
+    text = value.strip()
+    try:
+        return parse_int(text, file=file, line=line, field=field)
+    except DataError:
+        pass
+    from datetime import datetime, timezone
+
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise DataError(
+            "time is neither unix seconds nor an ISO-8601 date", file=file, line=line, field=field, value=value
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return int(moment.timestamp())

@@ -1,0 +1,83 @@
+"""The one interface every session recommender implements (the session-rec idea: ``fit`` then predict).
+
+A recommender learns from training sessions and then scores the *whole* catalogue for a batch of prompts
+(like RecBole's ``full_sort_predict``): no sampled negatives anywhere. Ranking, exclusion of seen items
+and tie rules are shared code in :mod:`sr_models.ranking`, not re-done by each model.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Self
+
+import numpy as np
+
+from sessiondata.protocol import EvalCase
+from sessiondata.schema import Catalog, Session
+from sr_models.ranking import top_k
+
+
+@dataclass(frozen=True)
+class TrainData:
+    """What ``fit`` gets: training sessions, the catalogue, and optionally validation cases.
+
+    Validation cases are for early stopping of neural models; they come from the validation fold, never
+    from the test split.
+    """
+
+    sessions: Sequence[Session]
+    catalog: Catalog
+    valid_cases: Sequence[EvalCase] = field(default_factory=tuple)
+
+    @property
+    def n_items(self) -> int:
+        return len(self.catalog)
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    """A ranked list for one prompt: item indices (best first) and the model's scores."""
+
+    items: list[int]
+    scores: list[float]
+
+
+class Recommender(ABC):
+    """Base class: subclasses implement :meth:`fit` and :meth:`score`."""
+
+    name: ClassVar[str] = "recommender"
+    n_items: int = 0
+
+    @abstractmethod
+    def fit(self, data: TrainData) -> Self:
+        """Learn from ``data`` and return ``self``."""
+
+    @abstractmethod
+    def score(self, prompts: Sequence[Sequence[int]]) -> np.ndarray:
+        """Scores of shape (len(prompts), n_items), higher is better; ``-inf`` means never recommend."""
+
+    def params(self) -> dict[str, Any]:
+        """Hyper-parameters, recorded in the protocol card beside results."""
+        return {}
+
+    def recommend(
+        self, prompts: Sequence[Sequence[int]], k: int, *, exclude_seen: bool = True
+    ) -> list[Recommendation]:
+        """Top-``k`` lists for a batch of prompts, prompt items excluded unless ``exclude_seen`` is False."""
+        if not prompts:
+            return []
+        for position, prompt in enumerate(prompts):
+            if len(prompt) == 0:
+                raise ValueError(f"prompt {position} is empty: a session needs at least one item")
+        scores = self.score(prompts)
+        results = []
+        for row, prompt in zip(scores, prompts, strict=True):
+            items, values = top_k(row, k, exclude=prompt if exclude_seen else ())
+            results.append(Recommendation(items.tolist(), values.tolist()))
+        return results
+
+    def _check_fitted(self) -> None:
+        if self.n_items == 0:
+            raise RuntimeError(f"{type(self).__name__} is not fitted: call fit() first")

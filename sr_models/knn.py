@@ -1,0 +1,176 @@
+"""Session-kNN recommenders: SKNN and V-SKNN (Ludewig & Jannach 2018), with STAN's neighbour decay.
+
+A prompt finds training sessions that share its items (sampled among the most recent ones), keeps the
+``k`` most similar, and scores each item by the similarity of the neighbours that contain it. V-SKNN
+weights prompt items by recency, can weight items by IDF, and (as STAN, Garg et al. 2019) can weight a
+neighbour's items by their distance from the item it shares with the prompt.
+
+Unscored items get a tiny popularity back-fill so that lists are always full and ties break sensibly;
+the back-fill is far below any neighbour score, so it never reorders real evidence.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Literal, Self
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from sr_models.base import Recommender, TrainData
+from sr_models.popularity import item_counts
+
+Decay = Literal["none", "linear", "harmonic", "exp"]
+
+
+class KNNConfig(BaseModel):
+    """Hyper-parameters of session-kNN; the defaults are V-SKNN's from session-rec."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    k: int = Field(100, ge=1, description="Neighbour sessions kept.")
+    sample_size: int = Field(500, ge=1, description="Candidate neighbours: the most recent sessions sharing an item.")
+    sampling: Literal["recent", "random"] = "recent"
+    similarity: Literal["dot", "cosine"] = "dot"
+    prompt_decay: Decay = Field("linear", description="Weight of prompt items by recency (V-SKNN).")
+    prompt_decay_lambda: float = Field(2.0, gt=0, description="Scale of the 'exp' prompt decay, in positions.")
+    neighbour_decay_lambda: float | None = Field(
+        None, gt=0, description="STAN: weight neighbour items by exp(-distance/lambda) from the shared item."
+    )
+    idf_weight: float = Field(0.0, ge=0, description="Score multiplier 1 + idf_weight * idf(item); 0 disables.")
+    backfill: bool = Field(True, description="Break ties among unscored items by popularity.")
+    seed: int = 0
+
+
+def prompt_weights(length: int, decay: Decay, lam: float) -> np.ndarray:
+    """Weights for positions 0..length-1 (oldest first); the most recent item gets 1."""
+    distance = np.arange(length - 1, -1, -1, dtype=np.float64)
+    if decay == "none":
+        return np.ones(length)
+    if decay == "linear":
+        return (length - distance) / length
+    if decay == "harmonic":
+        return 1.0 / (1.0 + distance)
+    return np.exp(-distance / lam)
+
+
+class SessionKNN(Recommender):
+    """V-SKNN when ``prompt_decay`` is set; plain SKNN with ``similarity='cosine', prompt_decay='none'``."""
+
+    name = "vsknn"
+
+    def __init__(self, config: KNNConfig | None = None, **overrides: Any) -> None:
+        base = config or KNNConfig()
+        self.config = base.model_copy(update=overrides) if overrides else base
+        KNNConfig.model_validate(self.config.model_dump())
+
+    def params(self) -> dict[str, Any]:
+        return self.config.model_dump()
+
+    def fit(self, data: TrainData) -> Self:
+        sessions = list(data.sessions)
+        self.n_items = data.n_items
+        lengths = np.array([len(s) for s in sessions], dtype=np.int64)
+        self.indptr = np.concatenate([[0], np.cumsum(lengths)])
+        self.seq_items = np.concatenate([np.asarray(s.items, dtype=np.int64) for s in sessions])
+        self.seq_positions = np.concatenate([np.arange(n) for n in lengths])
+        self.seq_session = np.repeat(np.arange(len(sessions)), lengths)
+        self.session_sizes = np.array([len(set(s.items)) for s in sessions], dtype=np.float64)
+        end_times = np.array([s.end_time for s in sessions], dtype=np.int64)
+        # recency rank: 0 = most recent session; ties keep the later file position first
+        order = np.lexsort((-np.arange(len(sessions)), -end_times))
+        self.recency_rank = np.empty(len(sessions), dtype=np.int64)
+        self.recency_rank[order] = np.arange(len(sessions))
+        # item -> sessions containing it, most recent first
+        pairs = np.unique(np.stack([self.seq_items, self.seq_session]), axis=1)
+        by_item = np.lexsort((self.recency_rank[pairs[1]], pairs[0]))
+        pairs = pairs[:, by_item]
+        self.item_sessions_indptr = np.searchsorted(pairs[0], np.arange(self.n_items + 1))
+        self.item_sessions = pairs[1]
+        n_with_item = np.diff(self.item_sessions_indptr).astype(np.float64)
+        self.idf = np.log(len(sessions) / np.maximum(n_with_item, 1.0))
+        counts = item_counts(data)
+        self.backfill_scores = 1e-9 * counts / max(counts.max(), 1.0)
+        self.rng = np.random.default_rng(self.config.seed)
+        return self
+
+    def _candidates(self, prompt_items: np.ndarray) -> np.ndarray:
+        chunks = [
+            self.item_sessions[self.item_sessions_indptr[i] : self.item_sessions_indptr[i + 1]] for i in prompt_items
+        ]
+        candidates = np.unique(np.concatenate(chunks)) if chunks else np.empty(0, dtype=np.int64)
+        size = self.config.sample_size
+        if candidates.size <= size:
+            return candidates
+        if self.config.sampling == "recent":
+            keep = np.argpartition(self.recency_rank[candidates], size - 1)[:size]
+            return candidates[keep]
+        return self.rng.choice(candidates, size=size, replace=False)
+
+    def _score_one(self, prompt: Sequence[int]) -> np.ndarray:
+        cfg = self.config
+        scores = np.zeros(self.n_items, dtype=np.float64)
+        prompt_arr = np.asarray(prompt, dtype=np.int64)
+        weights = prompt_weights(len(prompt_arr), cfg.prompt_decay, cfg.prompt_decay_lambda)
+        # one weight per distinct item: its most recent occurrence counts
+        item_weight = np.zeros(self.n_items, dtype=np.float64)
+        item_weight[prompt_arr] = weights  # later positions overwrite earlier ones
+        item_recency = np.full(self.n_items, -1, dtype=np.int64)
+        item_recency[prompt_arr] = np.arange(len(prompt_arr))
+        unique_prompt = np.unique(prompt_arr)
+        candidates = self._candidates(unique_prompt)
+        if candidates.size == 0:
+            return scores + self.backfill_scores if cfg.backfill else scores
+
+        starts, ends = self.indptr[candidates], self.indptr[candidates + 1]
+        lengths = ends - starts
+        flat = np.concatenate([np.arange(a, b) for a, b in zip(starts, ends, strict=True)])
+        owner = np.repeat(np.arange(candidates.size), lengths)
+        items = self.seq_items[flat]
+        # similarity: sum of prompt weights of the distinct shared items
+        first_occurrence = np.ones(flat.size, dtype=bool)
+        _, first_idx = np.unique(owner * self.n_items + items, return_index=True)
+        first_occurrence[:] = False
+        first_occurrence[first_idx] = True
+        shared = item_weight[items] * first_occurrence
+        similarity = np.bincount(owner, weights=shared, minlength=candidates.size)
+        if cfg.similarity == "cosine":
+            similarity = similarity / np.sqrt(self.session_sizes[candidates] * unique_prompt.size)
+        n_keep = min(cfg.k, candidates.size)
+        top = np.argpartition(-similarity, n_keep - 1)[:n_keep]
+        top = top[similarity[top] > 0]
+        if top.size == 0:
+            return scores + self.backfill_scores if cfg.backfill else scores
+
+        keep = np.isin(owner, top)
+        items_k, owner_k = items[keep], owner[keep]
+        contribution = similarity[owner_k]
+        if cfg.neighbour_decay_lambda is not None:
+            positions = self.seq_positions[flat[keep]]
+            # anchor: the neighbour's position of the most recent prompt item it shares
+            recency = item_recency[items_k]
+            key = np.where(recency >= 0, recency * 100_000 + positions, -1)
+            best_key = np.full(candidates.size, -1, dtype=np.int64)
+            np.maximum.at(best_key, owner_k, key)
+            anchor = best_key[owner_k] % 100_000
+            contribution = contribution * np.exp(-np.abs(positions - anchor) / cfg.neighbour_decay_lambda)
+        if cfg.idf_weight > 0:
+            contribution = contribution * (1.0 + cfg.idf_weight * self.idf[items_k])
+        scores += np.bincount(items_k, weights=contribution, minlength=self.n_items)
+        if cfg.backfill:
+            scores += self.backfill_scores
+        return scores
+
+    def score(self, prompts: Sequence[Sequence[int]]) -> np.ndarray:
+        self._check_fitted()
+        return np.stack([self._score_one(prompt) for prompt in prompts])
+
+
+class SKNN(SessionKNN):
+    """Plain session-kNN: cosine similarity over item sets, no decays."""
+
+    name = "sknn"
+
+    def __init__(self, config: KNNConfig | None = None, **overrides: Any) -> None:
+        defaults = {"similarity": "cosine", "prompt_decay": "none"}
+        super().__init__(config, **({**defaults, **overrides} if config is None else overrides))
