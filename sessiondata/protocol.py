@@ -148,9 +148,7 @@ def check_no_leakage(fold: Fold, heldout: Sequence[Session]) -> None:
         train_end = max(s.end_time for s in fold.train)
         heldout_end = min(s.end_time for s in heldout)
         if train_end > heldout_end:
-            raise LeakageError(
-                f"a training session ends at {train_end}, after a held-out session ends ({heldout_end})"
-            )
+            raise LeakageError(f"a training session ends at {train_end}, after a held-out session ends ({heldout_end})")
     known = fold.train_items
     for case in fold.cases:
         if case.target not in known or not set(case.prompt) <= known:
@@ -169,6 +167,13 @@ class Protocol:
 
     def fold(self, name: FoldName) -> Fold:
         return self.test if name == "test" else self.valid
+
+    def train_digest(self, fold: FoldName) -> str:
+        """A short hash of the fold's training sessions and the catalogue: the key of trained artefacts."""
+        digest = hashlib.sha256(self.dataset.fingerprint().sha256.encode())
+        for session in self.fold(fold).train:
+            digest.update(str(session.session_id).encode() + b"\x1f")
+        return digest.hexdigest()[:16]
 
     def card(self, fold: FoldName = "test", **extra: object) -> dict[str, object]:
         """The protocol card written beside every result (JSON-ready)."""

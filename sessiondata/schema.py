@@ -52,9 +52,7 @@ class Catalog:
             raise DataError(f"catalogue has {len(self.ids)} ids but {len(self.titles)} titles")
         for column, values in self.metadata.items():
             if len(values) != len(self.ids):
-                raise DataError(
-                    f"metadata column has {len(values)} values for {len(self.ids)} items", field=column
-                )
+                raise DataError(f"metadata column has {len(values)} values for {len(self.ids)} items", field=column)
         index: dict[ItemId, int] = {}
         for position, item_id in enumerate(self.ids):
             if item_id in index:
@@ -123,9 +121,7 @@ class Dataset:
                 raise DataError("items and times differ in length", field="session_id", value=session.session_id)
             for item in session.items:
                 if not 0 <= item < n_items:
-                    raise DataError(
-                        f"session {session.session_id!r} refers to item index {item} outside the catalogue"
-                    )
+                    raise DataError(f"session {session.session_id!r} refers to item index {item} outside the catalogue")
             if any(later < earlier for earlier, later in zip(session.times, session.times[1:], strict=False)):
                 raise DataError("events are not in time order", field="session_id", value=session.session_id)
         if self.predefined_split is not None:

@@ -23,13 +23,17 @@ from sr_models.ranking import top_k
 class TrainData:
     """What ``fit`` gets: training sessions, the catalogue, and optionally validation cases.
 
-    Validation cases are for early stopping of neural models; they come from the validation fold, never
-    from the test split.
+    Validation cases are for early stopping of neural models: they are given only when fitting on the
+    validation fold's sub-train sessions (held out from them by time), never from the test split. A model
+    fitted for the test fold reuses what validation told it (e.g. the number of epochs).
     """
 
     sessions: Sequence[Session]
     catalog: Catalog
     valid_cases: Sequence[EvalCase] = field(default_factory=tuple)
+    dataset: str = ""
+    fold: str = ""
+    digest: str = ""  # identifies these training sessions + catalogue (artefact cache keys)
 
     @property
     def n_items(self) -> int:
@@ -62,9 +66,7 @@ class Recommender(ABC):
         """Hyper-parameters, recorded in the protocol card beside results."""
         return {}
 
-    def recommend(
-        self, prompts: Sequence[Sequence[int]], k: int, *, exclude_seen: bool = True
-    ) -> list[Recommendation]:
+    def recommend(self, prompts: Sequence[Sequence[int]], k: int, *, exclude_seen: bool = True) -> list[Recommendation]:
         """Top-``k`` lists for a batch of prompts, prompt items excluded unless ``exclude_seen`` is False."""
         if not prompts:
             return []

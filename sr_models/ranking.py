@@ -44,12 +44,9 @@ def top_k(
         if target_pos.size:
             tied = np.concatenate([np.delete(tied, target_pos), tied[target_pos]])
     chosen = np.concatenate([above, tied[: k - above.size]])
-    if target is not None and values[target] > kth:
-        # the target sits in the "above" group: order it after its equals there too
-        key_target = (chosen == target).astype(np.int8)
-        order = np.lexsort((chosen, key_target, -values[chosen]))
-    else:
-        order = np.lexsort((chosen, -values[chosen]))
+    # best score first; among equal scores the target last (conservative), then ascending item index
+    is_target = (chosen == target).astype(np.int8) if target is not None else np.zeros(chosen.size, np.int8)
+    order = np.lexsort((chosen, is_target, -values[chosen]))
     chosen = chosen[order]
     return chosen, values[chosen]
 

@@ -47,7 +47,9 @@ def parse_dataset_spec(spec: str, loader: str | None = None) -> tuple[str, str |
     if Path(spec).exists():
         raise ConfigError("dataset", spec, f"a path needs a loader: write LOADER:PATH with LOADER in {sorted(LOADERS)}")
     raise ConfigError(
-        "dataset", spec, f"not a bundled dataset ({sorted(BUNDLED)}) and not LOADER:PATH with LOADER in {sorted(LOADERS)}"
+        "dataset",
+        spec,
+        f"not a bundled dataset ({sorted(BUNDLED)}) and not LOADER:PATH with LOADER in {sorted(LOADERS)}",
     )
 
 

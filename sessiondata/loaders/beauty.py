@@ -32,8 +32,19 @@ def load_amazon_beauty(root: str | Path | None = None) -> Dataset:
     ids: list[int] = []
     titles: list[str] = []
     asins: list[str | None] = []
+    first_line: dict[int, int] = {}
     for line, row in read_rows(items_path, ["item_id", "asin", "title"]):
-        ids.append(parse_int(row["item_id"], file=items_path, line=line, field="item_id"))
+        item_id = parse_int(row["item_id"], file=items_path, line=line, field="item_id")
+        if item_id in first_line:
+            raise DataError(
+                f"duplicate item id (first on line {first_line[item_id]})",
+                file=items_path,
+                line=line,
+                field="item_id",
+                value=item_id,
+            )
+        first_line[item_id] = line
+        ids.append(item_id)
         asins.append(row["asin"] or None)
         titles.append(normalise_title(row["title"]))
     catalog = Catalog(ids=tuple(ids), titles=tuple(titles), metadata={"asin": tuple(asins)})
@@ -62,7 +73,9 @@ def load_amazon_beauty(root: str | Path | None = None) -> Dataset:
             session_id = parse_int(row["session_id"], file=split_path, line=line, field="session_id")
             name = row["split"].strip()
             if name not in ("train", "test"):
-                raise DataError("split must be 'train' or 'test'", file=split_path, line=line, field="split", value=name)
+                raise DataError(
+                    "split must be 'train' or 'test'", file=split_path, line=line, field="split", value=name
+                )
             split[session_id] = name  # type: ignore[assignment]
 
     return Dataset(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import zlib
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
@@ -21,7 +22,7 @@ def open_text(path: Path) -> io.TextIOBase:
         raise DataError("file not found", file=path)
     if not path.is_file():
         raise DataError("not a regular file", file=path)
-    raw = gzip.open(path, "rb") if path.suffix == ".gz" else path.open("rb")
+    raw = gzip.open(path, "rb") if path.suffix == ".gz" else path.open("rb")  # noqa: SIM115 - wrapped, closed by caller
     return io.TextIOWrapper(raw, encoding="utf-8-sig", errors="strict", newline="")
 
 
@@ -52,8 +53,11 @@ def read_rows(
                 raise DataError(f"missing column; the header has {header}", file=path, line=1, field=column)
         positions = {name: header.index(name) for name in header}
         any_row = False
-        for row in reader:
-            line = reader.line_num
+        while True:
+            line = reader.line_num + 1  # first physical line of the record (a quoted cell may span lines)
+            row = next(reader, None)
+            if row is None:
+                break
             if not row or all(not cell.strip() for cell in row):
                 continue
             if len(row) < len(header):
@@ -69,6 +73,8 @@ def read_rows(
         raise DataError(f"file is not valid UTF-8 ({error.reason} at byte {error.start})", file=path) from None
     except csv.Error as error:
         raise DataError(f"malformed CSV: {error}", file=path) from None
+    except (OSError, EOFError, zlib.error) as error:
+        raise DataError(f"cannot read file: {error}", file=path) from None
     finally:
         handle.close()
 
@@ -85,6 +91,8 @@ def parse_int(value: str, *, file: Path, line: int, field: str) -> int:
             raise DataError("not a number", file=file, line=line, field=field, value=value) from None
         if as_float != as_float or as_float in (float("inf"), float("-inf")):
             raise DataError("not a finite number", file=file, line=line, field=field, value=value) from None
+        if not as_float.is_integer():
+            raise DataError("not an integer", file=file, line=line, field=field, value=value) from None
         return int(as_float)
 
 
@@ -92,10 +100,14 @@ def parse_time(value: str, *, file: Path, line: int, field: str) -> int:
     """A timestamp cell: unix seconds (int or float) or an ISO-8601 date/time, returned as unix seconds."""
     text = value.strip()
     try:
-        return parse_int(text, file=file, line=line, field=field)
-    except DataError:
+        as_float = float(text)
+    except ValueError:
         pass
-    from datetime import datetime, timezone
+    else:
+        if as_float != as_float or as_float in (float("inf"), float("-inf")):
+            raise DataError("not a finite time", file=file, line=line, field=field, value=value)
+        return int(as_float)
+    from datetime import UTC, datetime
 
     try:
         moment = datetime.fromisoformat(text)
@@ -104,5 +116,5 @@ def parse_time(value: str, *, file: Path, line: int, field: str) -> int:
             "time is neither unix seconds nor an ISO-8601 date", file=file, line=line, field=field, value=value
         ) from None
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
+        moment = moment.replace(tzinfo=UTC)
     return int(moment.timestamp())

@@ -1,0 +1,66 @@
+"""Pipelines the harness can replay: anything that ranks the catalogue for a batch of cases.
+
+A pipeline receives the case targets only to apply the protocol's conservative tie rule (a target tied
+with other items goes after them); it must not use them otherwise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol as Interface
+
+from sessiondata.protocol import EvalCase, FoldName, Protocol
+from sr_models.base import Recommendation, Recommender, TrainData
+from sr_models.ranking import top_k
+from sr_models.registry import MODELS, build_model
+
+
+class RankingPipeline(Interface):
+    name: str
+
+    def params(self) -> dict[str, Any]: ...
+
+    def rank(self, cases: Sequence[EvalCase], k: int, *, exclude_seen: bool) -> list[Recommendation]: ...
+
+
+class RecommenderPipeline:
+    """A fitted :class:`Recommender` scored over the full catalogue."""
+
+    def __init__(self, name: str, recommender: Recommender) -> None:
+        self.name = name
+        self.recommender = recommender
+
+    def params(self) -> dict[str, Any]:
+        return self.recommender.params()
+
+    def rank(self, cases: Sequence[EvalCase], k: int, *, exclude_seen: bool) -> list[Recommendation]:
+        scores = self.recommender.score([case.prompt for case in cases])
+        results = []
+        for row, case in zip(scores, cases, strict=True):
+            items, values = top_k(row, k, exclude=case.prompt if exclude_seen else (), target=case.target)
+            results.append(Recommendation(items.tolist(), values.tolist()))
+        return results
+
+
+def pipeline_names() -> list[str]:
+    return sorted(MODELS)
+
+
+def train_data(protocol: Protocol, fold: FoldName) -> TrainData:
+    """What a model may learn from when it is to be scored on ``fold``."""
+    chosen = protocol.fold(fold)
+    return TrainData(
+        sessions=chosen.train,
+        catalog=protocol.dataset.catalog,
+        valid_cases=protocol.valid.cases if fold == "valid" else (),
+        dataset=protocol.dataset.name,
+        fold=fold,
+        digest=protocol.train_digest(fold),
+    )
+
+
+def build_pipeline(name: str, protocol: Protocol, fold: FoldName = "test", **overrides: Any) -> RankingPipeline:
+    """Build pipeline ``name`` (tuned parameters for this dataset, then ``overrides``) and fit it for ``fold``."""
+    model = build_model(name, protocol.dataset.name, **overrides)
+    model.fit(train_data(protocol, fold))
+    return RecommenderPipeline(name, model)

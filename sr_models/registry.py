@@ -1,0 +1,96 @@
+"""Session recommenders by name, with their tuning grids and the hyper-parameters tuned per dataset.
+
+Tuned hyper-parameters live as JSON under ``sr_models/tuned/<dataset>/<model>.json`` (written by
+``semsr tune``, chosen on the validation fold only) so that the harness, the CLI and the graph's reranker
+tool all build the same model.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sessiondata.errors import ConfigError
+from sr_models.base import Recommender
+from sr_models.knn import SKNN, SessionKNN
+from sr_models.popularity import Popularity
+from sr_models.rules import SequentialRules
+
+TUNED_DIR = Path(__file__).parent / "tuned"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    description: str
+    factory: Callable[..., Recommender]
+    grid: dict[str, list[Any]] = field(default_factory=dict)
+
+
+MODELS: dict[str, ModelSpec] = {
+    "popularity": ModelSpec("popularity", "most frequent training items", Popularity),
+    "sknn": ModelSpec(
+        "sknn",
+        "session-kNN, cosine over item sets",
+        SKNN,
+        grid={"k": [50, 100, 200, 500], "sample_size": [500, 1000, 2500]},
+    ),
+    "vsknn": ModelSpec(
+        "vsknn",
+        "V-SKNN: recency-weighted prompt, IDF, neighbour-position decay (STAN)",
+        SessionKNN,
+        grid={
+            "k": [25, 50, 100, 200],
+            "sample_size": [500, 1000, 2500, 5000],
+            "prompt_decay": ["linear", "harmonic", "exp"],
+            "prompt_decay_lambda": [1.0, 2.0, 4.0],
+            "neighbour_decay_lambda": [None, 1.0, 2.0, 3.0, 5.0, 10.0],
+            "idf_weight": [0.0, 0.5, 1.0, 2.0],
+        },
+    ),
+    "sr": ModelSpec(
+        "sr",
+        "sequential rules: distance-weighted item pairs within a window",
+        SequentialRules,
+        grid={
+            "window": [3, 5, 10, 20],
+            "pair_weight": ["linear", "harmonic", "quadratic"],
+            "prompt_items": [1, 2, 3, 5],
+            "prompt_decay_lambda": [0.5, 1.0, 2.0],
+            "row_normalise": [True, False],
+        },
+    ),
+}
+
+
+def model_spec(name: str) -> ModelSpec:
+    if name not in MODELS:
+        raise ConfigError("model", name, f"unknown model; choose one of {sorted(MODELS)}")
+    return MODELS[name]
+
+
+def tuned_path(dataset: str, model: str) -> Path:
+    return TUNED_DIR / dataset / f"{model}.json"
+
+
+def tuned_params(dataset: str, model: str) -> dict[str, Any] | None:
+    """The validation-tuned hyper-parameters of ``model`` on ``dataset``, or None if never tuned."""
+    path = tuned_path(dataset, model)
+    if not path.exists():
+        return None
+    record = json.loads(path.read_text())
+    return dict(record["params"])
+
+
+def build_model(name: str, dataset: str | None = None, **overrides: Any) -> Recommender:
+    """An unfitted model: tuned parameters for ``dataset`` when recorded, then ``overrides`` on top."""
+    spec = model_spec(name)
+    params = (tuned_params(dataset, name) if dataset else None) or {}
+    params.update(overrides)
+    try:
+        return spec.factory(**params)
+    except (TypeError, ValueError) as error:
+        raise ConfigError("params", params, f"not valid for model {name!r}: {error}") from None

@@ -1,0 +1,19 @@
+"""Shared fixtures: the real bundled Beauty data, loaded once per test session."""
+
+from __future__ import annotations
+
+import pytest
+
+from sessiondata.loaders.beauty import load_amazon_beauty
+from sessiondata.protocol import Protocol, build_protocol
+from sessiondata.schema import Dataset
+
+
+@pytest.fixture(scope="session")
+def beauty() -> Dataset:
+    return load_amazon_beauty()
+
+
+@pytest.fixture(scope="session")
+def beauty_protocol(beauty: Dataset) -> Protocol:
+    return build_protocol(beauty)
