@@ -7,7 +7,8 @@ with other items goes after them); it must not use them otherwise.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Protocol as Interface
+from typing import Any
+from typing import Protocol as Interface
 
 from sessiondata.protocol import EvalCase, FoldName, Protocol
 from sr_models.base import Recommendation, Recommender, TrainData
