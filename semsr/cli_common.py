@@ -22,7 +22,7 @@ from sessiondata.protocol import Protocol, build_protocol
 console = Console()
 if not console.is_terminal:  # pipes and CI logs: wide enough for the full metrics table
     console = Console(width=150)
-errors = Console(stderr=True)
+errors = Console(stderr=True, soft_wrap=True)
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from sessiondata.errors import ConfigError
 from sr_models.base import Recommender
 from sr_models.knn import SKNN, SessionKNN
@@ -92,5 +94,9 @@ def build_model(name: str, dataset: str | None = None, **overrides: Any) -> Reco
     params.update(overrides)
     try:
         return spec.factory(**params)
+    except ValidationError as error:
+        first = error.errors()[0]
+        field_name = ".".join(str(part) for part in first["loc"])
+        raise ConfigError(field_name, first.get("input"), f"not valid for model {name!r}: {first['msg']}") from None
     except (TypeError, ValueError) as error:
         raise ConfigError("params", params, f"not valid for model {name!r}: {error}") from None
