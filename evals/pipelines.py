@@ -11,7 +11,7 @@ from typing import Any
 from typing import Protocol as Interface
 
 from sessiondata.protocol import EvalCase, FoldName, Protocol
-from sr_models.base import Recommendation, Recommender, TrainData
+from sr_models.base import Recommendation, Recommender, train_data
 from sr_models.ranking import top_k
 from sr_models.registry import MODELS, build_model
 
@@ -44,24 +44,30 @@ class RecommenderPipeline:
 
 
 def pipeline_names() -> list[str]:
-    return sorted(MODELS)
+    from evals.graph_pipelines import GRAPH_PIPELINES
+
+    return sorted([*MODELS, *GRAPH_PIPELINES])
 
 
-def train_data(protocol: Protocol, fold: FoldName) -> TrainData:
-    """What a model may learn from when it is to be scored on ``fold``."""
-    chosen = protocol.fold(fold)
-    return TrainData(
-        sessions=chosen.train,
-        catalog=protocol.dataset.catalog,
-        valid_cases=protocol.valid.cases if fold == "valid" else (),
-        dataset=protocol.dataset.name,
-        fold=fold,
-        digest=protocol.train_digest(fold),
-    )
+def build_pipeline(
+    name: str, protocol: Protocol, fold: FoldName = "test", *, progress: bool = False, **overrides: Any
+) -> RankingPipeline:
+    """Build pipeline ``name`` for ``fold``.
 
+    A registry model gets its tuned parameters for this dataset, then ``overrides``, and is fitted. A graph
+    pipeline gets a context (``overrides`` are context fields); a fusion that must be fitted on the
+    validation fold and is not yet is fitted first (the test split is never used for that).
+    """
+    from evals.graph_pipelines import GRAPH_PIPELINES, GraphPipeline, graph_context
 
-def build_pipeline(name: str, protocol: Protocol, fold: FoldName = "test", **overrides: Any) -> RankingPipeline:
-    """Build pipeline ``name`` (tuned parameters for this dataset, then ``overrides``) and fit it for ``fold``."""
+    if name in GRAPH_PIPELINES:
+        context = graph_context(name, protocol.dataset.name, fold, **overrides)
+        if context.fusion != "rrf" and fold == "test":
+            from evals.fusion_fit import fit_fusion, fusion_is_fitted
+
+            if not fusion_is_fitted(protocol, context):
+                fit_fusion(protocol, name, progress=progress)
+        return GraphPipeline(name, context)
     model = build_model(name, protocol.dataset.name, **overrides)
     model.fit(train_data(protocol, fold))
     return RecommenderPipeline(name, model)

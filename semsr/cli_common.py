@@ -53,10 +53,14 @@ def clear_errors(command: F) -> F:
 
 
 def limit_threads(settings: Settings) -> None:
-    """Size numpy's (and torch's, when loaded) thread pools to the configured cores."""
+    """Size numpy's (and torch's, when loaded) thread pools to the configured cores, and hand the
+    settings to the graph's resources (the one place they are configured for a command)."""
     from threadpoolctl import threadpool_limits
 
+    from graphs.resources import configure
+
     threadpool_limits(settings.threads)
+    configure(settings.resource_config())
 
 
 def load_protocol(dataset: str, loader: str | None, settings: Settings) -> Protocol:

@@ -14,7 +14,7 @@ from typing import Any, ClassVar, Self
 
 import numpy as np
 
-from sessiondata.protocol import EvalCase
+from sessiondata.protocol import EvalCase, FoldName, Protocol
 from sessiondata.schema import Catalog, Session
 from sr_models.ranking import top_k
 
@@ -83,3 +83,16 @@ class Recommender(ABC):
     def _check_fitted(self) -> None:
         if self.n_items == 0:
             raise RuntimeError(f"{type(self).__name__} is not fitted: call fit() first")
+
+
+def train_data(protocol: Protocol, fold: FoldName) -> TrainData:
+    """What a model may learn from when it is to be scored on ``fold`` (validation cases only for 'valid')."""
+    chosen = protocol.fold(fold)
+    return TrainData(
+        sessions=chosen.train,
+        catalog=protocol.dataset.catalog,
+        valid_cases=protocol.valid.cases if fold == "valid" else (),
+        dataset=protocol.dataset.name,
+        fold=fold,
+        digest=protocol.train_digest(fold),
+    )

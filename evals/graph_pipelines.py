@@ -1,0 +1,92 @@
+"""Pipelines that replay cases through the compiled LangGraph graph: the same path that serves users.
+
+A case's prompt goes in as the session (external ids), the graph's ranked answer comes out. The graph is
+asked for a few more items than k so the harness can apply the conservative tie rule at the cut.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, replace
+from typing import Any
+
+from graphs.context import Context
+from graphs.graph import compile_graph
+from graphs.resources import configured_sources, resources_for
+from sessiondata.protocol import EvalCase
+from sr_models.base import Recommendation
+
+TIE_MARGIN = 10
+
+# name -> context overrides (on top of Context defaults)
+GRAPH_PIPELINES: dict[str, dict[str, Any]] = {
+    "fused": {"use_llm": False, "fusion": "weighted"},
+    "fused-rrf": {"use_llm": False, "fusion": "rrf"},
+    "fused-learned": {"use_llm": False, "fusion": "learned"},
+    "fused-llm": {"use_llm": True, "fusion": "weighted"},
+    "graph-sr": {"use_llm": False, "semantic": False, "fusion": "weighted"},
+}
+
+
+def graph_description(name: str) -> str:
+    context = graph_context(name, "amazon-beauty", "test")
+    return f"LangGraph graph: {context.fusion} fusion of {configured_sources(context)}"
+
+
+def graph_context(name: str, dataset: str, fold: str, **overrides: Any) -> Context:
+    return Context(dataset=dataset, fold=fold, **{**GRAPH_PIPELINES[name], **overrides})  # type: ignore[arg-type]
+
+
+def conservative_cut(items: list[int], scores: list[float], target: int, k: int) -> tuple[list[int], list[float]]:
+    """Re-order a ranked list so the target follows every item with an equal score, then cut to ``k``."""
+    if target in items:
+        position = items.index(target)
+        tied_after = position
+        while tied_after + 1 < len(items) and scores[tied_after + 1] == scores[position]:
+            tied_after += 1
+        if tied_after != position:
+            items = items[:position] + items[position + 1 : tied_after + 1] + [target] + items[tied_after + 1 :]
+            scores = (
+                scores[:position]
+                + scores[position + 1 : tied_after + 1]
+                + [scores[position]]
+                + scores[tied_after + 1 :]
+            )
+    return items[:k], scores[:k]
+
+
+class GraphPipeline:
+    """Replays cases through the compiled graph with a given context."""
+
+    def __init__(self, name: str, context: Context, *, concurrency: int = 4) -> None:
+        self.name = name
+        self.context = context
+        self.concurrency = concurrency
+        self.graph = compile_graph()
+        self.resources = resources_for(context)
+
+    def params(self) -> dict[str, Any]:
+        context = asdict(self.context)
+        context.pop("return_sources", None)
+        return {"context": context, "sources": configured_sources(self.context)}
+
+    def invoke_many(self, cases: Sequence[EvalCase], k: int) -> list[dict[str, Any]]:
+        ids = self.resources.catalog.ids
+        inputs = [{"items": [ids[i] for i in case.prompt], "k": k} for case in cases]
+        return self.graph.batch(inputs, config={"max_concurrency": self.concurrency}, context=self.context)
+
+    def rank(self, cases: Sequence[EvalCase], k: int, *, exclude_seen: bool) -> list[Recommendation]:
+        if not exclude_seen:
+            raise ValueError("the graph always excludes the session's own items; use exclude_seen=True")
+        catalog = self.resources.catalog
+        results = []
+        for case, output in zip(cases, self.invoke_many(cases, k + TIE_MARGIN), strict=True):
+            items = [catalog.index_of(r["item_id"]) for r in output["recommendations"]]
+            scores = [float(r["score"]) for r in output["recommendations"]]
+            items, scores = conservative_cut(items, scores, case.target, k)
+            results.append(Recommendation(items, scores))
+        return results
+
+
+def with_sources(context: Context) -> Context:
+    return replace(context, return_sources=True)

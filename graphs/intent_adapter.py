@@ -1,0 +1,49 @@
+"""The intent node's bridge to the LLM agent, with the request deadline enforced from outside the call.
+
+A slow model must not hold a shopper's answer hostage: the call runs in a worker thread and the node
+stops waiting when the deadline passes (the reply, if it comes later, still lands in the response cache).
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from typing import TYPE_CHECKING, Any
+
+from graphs.state import Intent
+
+if TYPE_CHECKING:
+    from graphs.resources import ResourceConfig
+
+
+class IntentAdapter:
+    """Calls :func:`agents.intent.infer_intent` with one shared client per process."""
+
+    def __init__(self, config: ResourceConfig) -> None:
+        from agents.config import LLMConfig
+        from agents.provider import ChatClient
+
+        self.client = ChatClient(config.llm or LLMConfig(), home=config.home, threads=config.threads)
+        self.pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="semsr-llm")
+
+    @property
+    def account(self) -> Any:
+        return self.client.account
+
+    def __call__(self, titles: list[str], *, timeout: float, user_text: str | None = None) -> Intent:
+        from agents.intent import infer_intent
+
+        future = self.pool.submit(infer_intent, titles, self.client, user_text=user_text)
+        try:
+            intent = future.result(timeout=max(timeout, 0.001))
+        except FutureTimeout:
+            raise TimeoutError(f"no LLM answer within the {timeout:.1f} s left of the request deadline") from None
+        dumped = intent.model_dump()
+        attributes = {k: str(v) for k, v in (dumped.get("attributes") or {}).items() if v is not None}
+        return Intent(
+            summary=dumped["summary"],
+            categories=list(dumped["categories"]),
+            attributes=attributes,
+            keywords=list(dumped["keywords"]),
+            confidence=float(dumped["confidence"]),
+        )

@@ -1,0 +1,241 @@
+"""The heavy objects behind the graph's nodes, loaded once per process and shared by every request.
+
+State stays small and serialisable; models, the catalogue, title embeddings, the semantic index, the
+LLM client and the fitted fusion live here, keyed by (dataset, fold). Entry points (CLI, harness,
+LangGraph server) call :func:`configure` once with the project settings; without it, defaults apply.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from graphs.context import Context
+from graphs.fusion import FusionModel, rrf_model
+from graphs.state import Candidate, Intent, RecommendedItem
+from sessiondata.errors import ConfigError
+from sessiondata.loaders import load_dataset
+from sessiondata.protocol import Protocol, ProtocolConfig, build_protocol
+from sessiondata.schema import Catalog
+from sr_models.base import Recommender, train_data
+from sr_models.ranking import top_k
+from sr_models.registry import build_model
+
+
+class InvalidSession(ConfigError):
+    """A request the graph cannot serve (empty session, bad ids, k out of range); names field and value."""
+
+
+@dataclass
+class ResourceConfig:
+    """What the resources need from the project settings (built by ``semsr.settings``)."""
+
+    home: Path = Path(".semsr")
+    threads: int = 2
+    protocol: ProtocolConfig = field(default_factory=ProtocolConfig)
+    embedder: Any = None  # embeddings.config.EmbedderConfig; None = its defaults
+    llm: Any = None  # agents.config.LLMConfig; None = its defaults
+    chroma: Any = None  # tools.config.ChromaConfig; None = its defaults
+    semantic_index: str = "chroma"  # "chroma" (the catalogue index) or "exact" (numpy cosine, no index)
+
+
+_config = ResourceConfig()
+_cache: dict[tuple[str, str], GraphResources] = {}
+_lock = threading.RLock()
+
+
+def configure(config: ResourceConfig) -> None:
+    """Set the configuration for resources built from now on (drops resources built before)."""
+    global _config
+    with _lock:
+        _config = config
+        _cache.clear()
+
+
+def current_config() -> ResourceConfig:
+    return _config
+
+
+def resources_for(context: Context) -> GraphResources:
+    """The (cached) resources for the context's dataset and fold."""
+    key = (context.dataset, context.fold)
+    with _lock:
+        if key not in _cache:
+            _cache[key] = GraphResources(context.dataset, context.fold, _config)
+        return _cache[key]
+
+
+def fusion_dir(home: Path, dataset: str) -> Path:
+    return home / "artifacts" / "fusion" / dataset
+
+
+def fusion_key(sources: Sequence[str], strategy: str) -> str:
+    return "+".join(sorted(sources)) + f".{strategy}.json"
+
+
+class GraphResources:
+    """Models, catalogue and indexes for one (dataset, fold); everything is built on first use."""
+
+    max_k = 100
+
+    def __init__(self, dataset: str, fold: str, config: ResourceConfig) -> None:
+        if fold not in ("test", "valid"):
+            raise ConfigError("fold", fold, "must be 'test' or 'valid'")
+        self.dataset_name = dataset
+        self.fold = fold
+        self.config = config
+        self._models: dict[str, Recommender] = {}
+        self._model_lock = threading.Lock()
+        self._fusions: dict[Path, FusionModel] = {}
+
+    # ------------------------------------------------------------------ data
+    @cached_property
+    def protocol(self) -> Protocol:
+        return build_protocol(load_dataset(self.dataset_name), self.config.protocol)
+
+    @property
+    def catalog(self) -> Catalog:
+        return self.protocol.dataset.catalog
+
+    @cached_property
+    def train_items(self) -> frozenset[int]:
+        return frozenset(self.protocol.fold(self.fold).train_items)  # type: ignore[arg-type]
+
+    @cached_property
+    def popularity(self) -> np.ndarray:
+        counts = np.zeros(len(self.catalog))
+        for session in self.protocol.fold(self.fold).train:  # type: ignore[arg-type]
+            counts[list(session.items)] += 1
+        return counts
+
+    def parse_items(self, raw: Sequence[Any]) -> tuple[list[Any], list[Any]]:
+        """Known catalogue ids (typed like the catalogue) and the unknown ones, in input order."""
+        known, unknown = [], []
+        for value in raw:
+            item = value
+            if isinstance(value, bool):
+                unknown.append(value)
+                continue
+            if self.catalog.numeric_ids and isinstance(value, str):
+                text = value.strip()
+                item = int(text) if text.lstrip("-").isdigit() else value
+            if isinstance(item, float) and item.is_integer():
+                item = int(item)
+            (known if item in self.catalog else unknown).append(value if item not in self.catalog else item)
+        return known, unknown
+
+    def popular_fallback(self, exclude: set[int], k: int) -> list[RecommendedItem]:
+        items, scores = top_k(self.popularity, k, exclude=exclude)
+        return [
+            RecommendedItem(
+                rank=r + 1,
+                item_id=self.catalog.ids[i],
+                title=self.catalog.titles[i],
+                score=float(s),
+                contributions={"popularity": float(s)},
+            )
+            for r, (i, s) in enumerate(zip(items.tolist(), scores.tolist(), strict=True))
+        ]
+
+    # ------------------------------------------------------------------ SR models
+    def model(self, name: str) -> Recommender:
+        with self._model_lock:
+            if name not in self._models:
+                model = build_model(name, self.dataset_name)
+                model.fit(train_data(self.protocol, self.fold))  # type: ignore[arg-type]
+                self._models[name] = model
+            return self._models[name]
+
+    def sr_candidates(self, name: str, session: list[int], n: int, exclude: set[int]) -> list[Candidate]:
+        scores = self.model(name).score([session])[0]
+        items, values = top_k(scores, n, exclude=exclude)
+        return [Candidate(item=int(i), score=float(s)) for i, s in zip(items, values, strict=True)]
+
+    # ------------------------------------------------------------------ semantics
+    @cached_property
+    def embedder(self) -> Any:
+        from embeddings.config import EmbedderConfig, default_provider
+
+        return default_provider(self.config.embedder or EmbedderConfig(), threads=self.config.threads)
+
+    @cached_property
+    def title_vectors(self) -> np.ndarray:
+        from embeddings.catalog import embed_catalog
+
+        return embed_catalog(self.catalog, self.embedder, cache_dir=self.config.home / "embeddings")
+
+    @cached_property
+    def semantic_index(self) -> Callable[[np.ndarray, int, set[int]], list[Candidate]]:
+        """``query(vector, n, exclude) -> candidates`` over the catalogue (Chroma, or exact cosine)."""
+        if self.config.semantic_index == "exact":
+            matrix = self.title_vectors
+
+            def exact(vector: np.ndarray, n: int, exclude: set[int]) -> list[Candidate]:
+                items, values = top_k(matrix @ vector, n, exclude=exclude)
+                return [Candidate(item=int(i), score=float(s)) for i, s in zip(items, values, strict=True)]
+
+            return exact
+        from graphs.semantic_index import chroma_query
+
+        return chroma_query(self)
+
+    def session_vector(self, session: list[int], decay: float = 2.0) -> np.ndarray:
+        """Recency-weighted mean of the session's title vectors (the most recent weighs most)."""
+        vectors = self.title_vectors[session]
+        weights = np.exp(-np.arange(len(session) - 1, -1, -1) / decay)
+        vector = weights @ vectors
+        return vector / max(float(np.linalg.norm(vector)), 1e-12)
+
+    def semantic_by_session(self, session: list[int], n: int, exclude: set[int]) -> list[Candidate]:
+        return self.semantic_index(self.session_vector(session), n, exclude)
+
+    def semantic_by_text(self, queries: list[str], n: int, exclude: set[int]) -> list[Candidate]:
+        vectors = self.embedder.embed(queries)
+        vector = vectors.mean(axis=0)
+        vector = vector / max(float(np.linalg.norm(vector)), 1e-12)
+        return self.semantic_index(vector, n, exclude)
+
+    # ------------------------------------------------------------------ LLM
+    @cached_property
+    def intent_agent(self) -> Any:
+        from graphs.intent_adapter import IntentAdapter
+
+        return IntentAdapter(self.config)
+
+    def infer_intent(self, session: list[int], *, timeout: float) -> Intent:
+        titles = [self.catalog.titles[i] for i in session]
+        return self.intent_agent(titles, timeout=timeout)
+
+    # ------------------------------------------------------------------ fusion
+    def fusion(self, context: Context) -> tuple[FusionModel, str | None]:
+        """The fusion fitted on the validation fold for the context's sources, and a note when there is none.
+
+        Without a fitted model for exactly these sources (or with strategy 'rrf'), reciprocal-rank fusion
+        is used: it needs no fitting and never lets one source's scale dominate.
+        """
+        sources = configured_sources(context)
+        if context.fusion == "rrf":
+            return rrf_model(sources), None
+        path = fusion_dir(self.config.home, self.dataset_name) / fusion_key(sources, context.fusion)
+        if not path.exists():
+            return rrf_model(sources), f"no {context.fusion} fusion fitted for {sorted(sources)}; used RRF"
+        with self._model_lock:
+            if path not in self._fusions:
+                self._fusions[path] = FusionModel.load(path)
+            return self._fusions[path], None
+
+
+def configured_sources(context: Context) -> list[str]:
+    """The sources a context asks for, in a fixed order (this order names fitted fusion files)."""
+    sources = list(context.sr_sources)
+    if context.semantic:
+        sources.append("semantic")
+        if context.use_llm:
+            sources.append("intent")
+    return sources

@@ -1,0 +1,85 @@
+"""``semsr recommend`` and ``semsr trace``: the graph for a shopper's session, and what its nodes did."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from graphs.api import answer, recommend
+from graphs.context import Context
+from graphs.tracing import JsonlTracer, read_trace
+from semsr.cli_common import DatasetOption, clear_errors, console, limit_threads
+from semsr.settings import load_settings
+from sessiondata.errors import ConfigError
+
+
+@clear_errors
+def recommend_command(
+    items: Annotated[list[str] | None, typer.Option("--items", "-i", help="Item ids viewed, oldest first.")] = None,
+    extra_items: Annotated[list[str] | None, typer.Argument(help="More item ids (after --items).")] = None,
+    dataset: DatasetOption = "amazon-beauty",
+    k: Annotated[int, typer.Option(help="How many recommendations.")] = 10,
+    thread: Annotated[str | None, typer.Option(help="Conversation id: the items add to this thread's session.")] = None,
+    reply: Annotated[str | None, typer.Option("--answer", help="Answer a thread's clarifying question.")] = None,
+    llm: Annotated[bool, typer.Option("--llm/--no-llm", help="Run the intent LLM node.")] = True,
+    fusion: Annotated[str, typer.Option(help="weighted, rrf or learned.")] = "weighted",
+    clarify_below: Annotated[float | None, typer.Option(help="Ask a question below this intent confidence.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the full answer as JSON.")] = False,
+    trace: Annotated[Path | None, typer.Option(help="Append a JSONL trace of every node to this file.")] = None,
+) -> None:
+    """Recommend next products for a session through the SemSR graph."""
+    settings = load_settings()
+    limit_threads(settings)
+    if fusion not in ("weighted", "rrf", "learned"):
+        raise ConfigError("fusion", fusion, "must be weighted, rrf or learned")
+    context = replace(Context(dataset=dataset), use_llm=llm, fusion=fusion, clarify_below=clarify_below)  # type: ignore[arg-type]
+    callbacks = [JsonlTracer(trace)] if trace else []
+    every_item = [*(items or []), *(extra_items or [])]
+    if reply is not None:
+        if thread is None:
+            raise ConfigError("answer", reply, "needs --thread: the conversation whose question it answers")
+        result = answer(thread, reply, context=context, callbacks=callbacks)
+    else:
+        if not every_item and thread is None:
+            raise ConfigError("items", [], "give at least one item id (--items 12 45 77)")
+        result = recommend(every_item, k=k, thread_id=thread, context=context, callbacks=callbacks)
+    if as_json:
+        console.print_json(result.model_dump_json())
+        return
+    if result.question:
+        console.print(f"[bold]Question:[/] {result.question}  (answer with --thread {thread} --answer TEXT)")
+        return
+    table = Table(title=f"Recommendations for {len(result.session)} viewed item(s)", header_style="bold")
+    for column in ("#", "item", "title", "score", "sources"):
+        table.add_column(column, justify="right" if column in ("#", "score") else "left")
+    for row in result.recommendations:
+        sources = ", ".join(f"{s} {v:+.3f}" for s, v in row["contributions"].items())
+        table.add_row(str(row["rank"]), str(row["item_id"]), row["title"][:70], f"{row['score']:.4f}", sources)
+    console.print(table)
+    console.print(result.explanation)
+    for note in [*result.degraded, *(f"unknown item ignored: {i!r}" for i in result.unknown_items)]:
+        console.print(f"[yellow]note:[/] {note}")
+
+
+@clear_errors
+def trace_command(path: Annotated[Path, typer.Argument(help="A trace file written by --trace.")]) -> None:
+    """Show a trace: one row per node with its latency, and LLM token usage."""
+    if not path.exists():
+        raise ConfigError("trace", str(path), "file not found")
+    records = read_trace(path)
+    table = Table(title=str(path), header_style="bold")
+    for column in ("node", "seconds", "summary"):
+        table.add_column(column)
+    for record in records:
+        if record.get("type") == "llm":
+            table.add_row("(llm)", "", json.dumps(record.get("usage")))
+            continue
+        outputs = record.get("outputs") or {}
+        summary = record.get("error") or ", ".join(sorted(outputs)) if isinstance(outputs, dict) else str(outputs)
+        table.add_row(record.get("node", "?"), f"{record.get('seconds', 0):.4f}", str(summary)[:90])
+    console.print(table)
