@@ -147,7 +147,7 @@ class GraphResources:
     def model(self, name: str) -> Recommender:
         with self._model_lock:
             if name not in self._models:
-                model = build_model(name, self.dataset_name)
+                model = build_model(name, self.protocol.dataset.name)
                 model.fit(train_data(self.protocol, self.fold))  # type: ignore[arg-type]
                 self._models[name] = model
             return self._models[name]
@@ -222,7 +222,7 @@ class GraphResources:
         sources = configured_sources(context)
         if context.fusion == "rrf":
             return rrf_model(sources), None
-        path = fusion_dir(self.config.home, self.dataset_name) / fusion_key(sources, context.fusion)
+        path = fusion_dir(self.config.home, self.protocol.dataset.name) / fusion_key(sources, context.fusion)
         if not path.exists():
             return rrf_model(sources), f"no {context.fusion} fusion fitted for {sorted(sources)}; used RRF"
         with self._model_lock:

@@ -1,0 +1,269 @@
+"""The LangGraph state machine on a real slice of Beauty: every route, conversations, interrupts, bad input.
+
+The slice (the 700 latest-ending sessions and their items, as a CSV pair) keeps embedding and model
+fitting to seconds; the graph, the Chroma index, MiniLM and the kNN models are all the real ones.
+"""
+
+from __future__ import annotations
+
+import csv
+import socket
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from graphs import resources
+from graphs.api import Answer, answer, recommend, stream_updates, thread_session
+from graphs.context import Context
+from graphs.resources import InvalidSession, ResourceConfig, resources_for
+from graphs.tracing import JsonlTracer, read_trace
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def slice_spec(beauty, tmp_path_factory) -> str:
+    """Write the latest-ending 700 Beauty sessions and their items as a CSV pair; return its dataset spec."""
+    root = tmp_path_factory.mktemp("beauty-slice")
+    sessions = sorted(beauty.sessions, key=lambda s: s.end_time)[-700:]
+    catalog = beauty.catalog
+    used = sorted({i for s in sessions for i in s.items})
+    with (root / "items.csv").open("w", newline="") as sink:
+        writer = csv.writer(sink)
+        writer.writerow(["item_id", "title"])
+        writer.writerows([catalog.ids[i], catalog.titles[i]] for i in used)
+    with (root / "interactions.csv").open("w", newline="") as sink:
+        writer = csv.writer(sink)
+        writer.writerow(["session_id", "item_id", "timestamp"])
+        for session in sessions:
+            writer.writerows(
+                [session.session_id, catalog.ids[i], t] for i, t in zip(session.items, session.times, strict=True)
+            )
+    return f"csv:{root}"
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("semsr-home")
+
+
+@pytest.fixture(autouse=True)
+def configured(home):
+    resources.configure(ResourceConfig(home=home, threads=1))
+    yield
+    resources.configure(ResourceConfig())
+
+
+@pytest.fixture(scope="module")
+def context(slice_spec) -> Context:
+    return Context(dataset=slice_spec, use_llm=False, fusion="rrf")
+
+
+@pytest.fixture(scope="module")
+def slice_items(slice_spec, home):
+    resources.configure(ResourceConfig(home=home, threads=1))
+    res = resources_for(Context(dataset=slice_spec))
+    test = res.protocol.test
+    return res, test
+
+
+def test_normal_route_fuses_every_source(context, slice_items):
+    res, test = slice_items
+    case = test.cases[0]
+    items = [res.catalog.ids[i] for i in case.prompt]
+    result = recommend(items, k=10, context=context)
+    assert isinstance(result, Answer)
+    assert len(result.recommendations) == 10
+    assert [r["rank"] for r in result.recommendations] == list(range(1, 11))
+    sources = set().union(*(r["contributions"] for r in result.recommendations))
+    assert {"vsknn", "sr", "semantic"} <= sources
+    assert not set(items) & {r["item_id"] for r in result.recommendations}
+    scores = [r["score"] for r in result.recommendations]
+    assert scores == sorted(scores, reverse=True)
+    assert all(r["title"] for r in result.recommendations)
+    assert result.explanation.startswith("Recommended because")
+    assert not [d for d in result.degraded if not d.startswith("fusion")]
+
+
+def test_cold_items_go_the_semantic_path(context, slice_items):
+    res, _ = slice_items
+    unseen = [i for i in range(len(res.catalog)) if i not in res.train_items]
+    assert unseen, "the slice must hold items only seen in held-out sessions"
+    item = res.catalog.ids[unseen[0]]
+    result = recommend([item], k=5, context=context)
+    assert result.cold_items == [item]
+    assert any(d.startswith("vsknn: ") for d in result.degraded)
+    assert len(result.recommendations) == 5
+    assert all(set(r["contributions"]) == {"semantic"} for r in result.recommendations)
+
+
+def test_llm_down_degrades_to_the_other_sources(context, slice_items, home):
+    from agents.config import LLMConfig
+
+    res, test = slice_items
+    down = LLMConfig(base_url=f"http://127.0.0.1:{_closed_port()}/v1", timeout=3, http_retries=0, cache_mode="live")
+    resources.configure(ResourceConfig(home=home, threads=1, llm=down))
+    items = [res.catalog.ids[i] for i in test.cases[1].prompt]
+    result = recommend(items, k=5, context=replace(context, use_llm=True))
+    assert any(d.startswith("intent: LLM unavailable") for d in result.degraded)
+    assert "some sources were unavailable" in result.explanation
+    assert len(result.recommendations) == 5
+
+
+def test_chroma_down_falls_back_to_session_models(context, slice_items, home):
+    from tools.config import ChromaConfig
+
+    res, test = slice_items
+    down = ChromaConfig(server_url=f"http://127.0.0.1:{_closed_port()}")
+    resources.configure(ResourceConfig(home=home, threads=1, chroma=down))
+    items = [res.catalog.ids[i] for i in test.cases[2].prompt]
+    result = recommend(items, k=5, context=context)
+    assert any(d.startswith("semantic: semantic index") for d in result.degraded)
+    assert len(result.recommendations) == 5
+    assert all("semantic" not in r["contributions"] for r in result.recommendations)
+
+
+def test_a_conversation_adds_items_to_its_thread(context, slice_items):
+    res, test = slice_items
+    first, second = (res.catalog.ids[i] for i in (*test.cases[3].prompt[:1], test.cases[4].target))
+    one = recommend([first], k=5, thread_id="shopper-1", context=context)
+    two = recommend([second], k=5, thread_id="shopper-1", context=context)
+    assert one.session == [first]
+    assert two.session == [first, second]
+    assert thread_session("shopper-1") == [first, second]
+    assert second not in {r["item_id"] for r in two.recommendations}
+    fresh = recommend([second], k=5, thread_id="shopper-1", context=context, reset=True)
+    assert fresh.session == [second]
+
+
+def test_low_confidence_intent_asks_a_question_and_resumes(context, slice_items, home):
+    res, test = slice_items
+    ctx = replace(context, use_llm=True, clarify_below=0.5)
+    resources_for(ctx).__dict__["intent_agent"] = lambda titles, timeout: {
+        "summary": "Something for the hair",
+        "categories": ["hair care"],
+        "attributes": {},
+        "keywords": ["hair", "shampoo", "conditioner"],
+        "confidence": 0.2,
+    }
+    items = [res.catalog.ids[i] for i in test.cases[5].prompt]
+    asked = recommend(items, k=5, thread_id="shopper-2", context=ctx)
+    assert asked.question and "Something for the hair" in asked.question
+    assert asked.recommendations == []
+    done = answer("shopper-2", "a dry shampoo", context=ctx)
+    assert len(done.recommendations) == 5
+    assert "a dry shampoo" in done.explanation
+    assert "intent" in set().union(*(r["contributions"] for r in done.recommendations))
+    with pytest.raises(InvalidSession, match="no pending question"):
+        answer("shopper-2", "again", context=ctx)
+    del resources_for(ctx).__dict__["intent_agent"]
+
+
+def test_streaming_reports_each_node(context, slice_items):
+    res, test = slice_items
+    items = [res.catalog.ids[i] for i in test.cases[6].prompt]
+    nodes = [node for node, _ in stream_updates(items, k=3, context=context)]
+    assert nodes[0] == "validate" and nodes[-1] == "fuse"
+    assert {"sr_rerank", "session_semantics", "infer_intent"} <= set(nodes)
+
+
+def test_trace_records_every_node_with_latency(context, slice_items, tmp_path):
+    res, test = slice_items
+    items = [res.catalog.ids[i] for i in test.cases[7].prompt]
+    recommend(items, k=3, context=context, callbacks=[JsonlTracer(tmp_path / "trace.jsonl")])
+    records = read_trace(tmp_path / "trace.jsonl")
+    nodes = {r["node"] for r in records if r["type"] == "node"}
+    assert {"validate", "sr_rerank", "session_semantics", "fuse"} <= nodes
+    assert all(r["seconds"] >= 0 for r in records if r["type"] == "node")
+
+
+def test_bad_input_is_named_or_documented(context, slice_items):
+    res, test = slice_items
+    known = res.catalog.ids[test.cases[8].prompt[0]]
+    with pytest.raises(InvalidSession, match="the session is empty"):
+        recommend([], context=context)
+    with pytest.raises(InvalidSession, match="no known item"):
+        recommend(["not-an-id", 10**9], context=context)
+    with pytest.raises(InvalidSession, match="k=0"):
+        recommend([known], k=0, context=context)
+    with pytest.raises(InvalidSession, match="k=101"):
+        recommend([known], k=101, context=context)
+    with pytest.raises(InvalidSession, match="unknown thread"):
+        answer("never-started", "hi", context=context)
+    with pytest.raises(InvalidSession, match="thread_id"):
+        recommend([known], thread_id="  ", context=context)
+    # unknown ids are reported and skipped; ids given as strings are accepted
+    mixed = recommend([str(known), "bogus"], k=3, context=context)
+    assert mixed.unknown_items == ["bogus"] and mixed.session == [known]
+    # duplicates are kept in the session, never recommended back
+    twice = recommend([known, known], k=3, context=context)
+    assert twice.session == [known, known] and known not in {r["item_id"] for r in twice.recommendations}
+    # a 10,000-item session is served from its most recent items
+    many = [res.catalog.ids[i % len(res.catalog)] for i in range(10_000)]
+    huge = recommend(many, k=3, context=context)
+    assert len(huge.recommendations) == 3 and len(huge.session) == 10_000
+
+
+@pytest.mark.slow
+def test_langgraph_dev_serves_the_graph_on_loopback(slice_spec, slice_items, home, tmp_path):
+    """`langgraph dev` starts from langgraph.json and answers a run on 127.0.0.1."""
+    import os
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    from langgraph_sdk import get_sync_client
+
+    res, test = slice_items
+    port = _closed_port()
+    repo = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "SEMSR_HOME": str(home), "SEMSR_THREADS": "1", "LANGSMITH_TRACING": "false"}
+    command = [
+        str(Path(sys.executable).parent / "langgraph"),
+        "dev",
+        "--no-browser",
+        "--no-reload",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--config",
+        str(repo / "langgraph.json"),
+    ]
+    log = (tmp_path / "server.log").open("w")
+    server = subprocess.Popen(command, cwd=repo, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.time() + 180
+        while time.time() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/ok", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                assert server.poll() is None, (tmp_path / "server.log").read_text()[-2000:]
+                time.sleep(1)
+        else:
+            pytest.fail("langgraph dev did not start: " + (tmp_path / "server.log").read_text()[-2000:])
+        client = get_sync_client(url=f"http://127.0.0.1:{port}")
+        items = [res.catalog.ids[i] for i in test.cases[9].prompt]
+        output = client.runs.wait(
+            None,
+            "semsr",
+            input={"items": items, "k": 4},
+            context={"dataset": slice_spec, "use_llm": False, "fusion": "rrf"},
+        )
+        assert len(output["recommendations"]) == 4
+        assert output["session"] == items
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        log.close()
