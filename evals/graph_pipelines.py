@@ -84,7 +84,8 @@ class GraphPipeline:
             items = [catalog.index_of(r["item_id"]) for r in output["recommendations"]]
             scores = [float(r["score"]) for r in output["recommendations"]]
             items, scores = conservative_cut(items, scores, case.target, k)
-            results.append(Recommendation(items, scores))
+            extras = {"timings": output.get("timings", {}), "degraded": output.get("degraded", [])}
+            results.append(Recommendation(items, scores, extras))
         return results
 
 

@@ -12,20 +12,22 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 from tqdm import tqdm
 
+from evals.executors import Executor, LocalExecutor, PipelineSpec
 from evals.metrics import rank_of, summarize
 from evals.pipelines import RankingPipeline
 from sessiondata.errors import ConfigError
 from sessiondata.protocol import EvalCase, FoldName, Protocol
 from sessiondata.schema import Catalog, ItemId, SessionId
+from sr_models.base import Recommendation
 
 CASES_FILE = "cases.jsonl"
 PROTOCOL_FILE = "protocol.json"
@@ -35,7 +37,9 @@ IDENTITY_KEYS = ("dataset", "fold", "split", "filters", "target", "k", "ties", "
 
 
 class CaseRecord(BaseModel):
-    """One line of cases.jsonl."""
+    """One line of cases.jsonl (extra diagnostic fields, such as node timings, are kept as they come)."""
+
+    model_config = ConfigDict(extra="allow")
 
     case_id: str
     session_id: SessionId
@@ -108,22 +112,18 @@ def read_records(path: Path) -> dict[str, CaseRecord]:
     return records
 
 
-def _batches(cases: Sequence[EvalCase], size: int) -> Iterator[Sequence[EvalCase]]:
-    for start in range(0, len(cases), size):
-        yield cases[start : start + size]
-
-
-def to_record(case: EvalCase, items: list[int], scores: list[float], catalog: Catalog) -> CaseRecord:
-    recommendations = [catalog.ids[i] for i in items]
+def to_record(case: EvalCase, result: Recommendation, catalog: Catalog) -> CaseRecord:
+    recommendations = [catalog.ids[i] for i in result.items]
     target = catalog.ids[case.target]
     return CaseRecord(
         case_id=case.case_id,
         session_id=case.session_id,
         target=target,
         recommendations=recommendations,
-        scores=[round(float(s), 6) for s in scores],
+        scores=[round(float(s), 6) for s in result.scores],
         prompt_length=len(case.prompt),
         rank=rank_of(target, recommendations),
+        **(result.extras or {}),
     )
 
 
@@ -137,8 +137,14 @@ def evaluate(
     batch_size: int = 256,
     progress: bool = True,
     extra_card: dict[str, Any] | None = None,
+    executor: Executor | None = None,
+    spec: PipelineSpec | None = None,
 ) -> EvalResult:
-    """Replay ``fold``'s cases (the first ``limit`` if given) through ``pipeline`` into ``out_dir``."""
+    """Replay ``fold``'s cases (the first ``limit`` if given) through ``pipeline`` into ``out_dir``.
+
+    ``executor`` chooses where ranking runs (default: this process); a remote executor rebuilds the
+    pipeline from ``spec``. Records are appended as batches come back, in whatever order they come.
+    """
     if limit is not None and limit <= 0:
         raise ConfigError("limit", limit, "must be a positive number of cases")
     started = time.perf_counter()
@@ -152,6 +158,8 @@ def evaluate(
     todo = [case for case in cases if case.case_id not in done]
     k = protocol.config.max_k
     catalog = protocol.dataset.catalog
+    executor = executor or LocalExecutor(batch_size)
+    spec = spec or PipelineSpec(pipeline.name, protocol.dataset.name, fold)
     with (
         cases_path.open("a", encoding="utf-8") as sink,
         tqdm(
@@ -162,11 +170,9 @@ def evaluate(
             disable=not progress,
         ) as bar,
     ):
-        for batch in _batches(todo, batch_size):
-            ranked = pipeline.rank(batch, k, exclude_seen=protocol.config.exclude_seen)
+        for batch, ranked in executor.run(pipeline, spec, todo, k, protocol.config.exclude_seen):
             lines = [
-                to_record(case, result.items, result.scores, catalog).model_dump_json()
-                for case, result in zip(batch, ranked, strict=True)
+                to_record(case, result, catalog).model_dump_json() for case, result in zip(batch, ranked, strict=True)
             ]
             sink.write("\n".join(lines) + "\n")
             sink.flush()
@@ -175,6 +181,9 @@ def evaluate(
 
     metrics = score_directory(out_dir, protocol, [case.case_id for case in cases], fold=fold)
     metrics["seconds"] = round(time.perf_counter() - started, 2)
+    usage = getattr(pipeline, "usage", None)
+    if callable(usage) and usage():
+        metrics["llm_usage"] = usage()
     _write_json_atomic(out_dir / METRICS_FILE, metrics)
     return EvalResult(out_dir, metrics, len(todo), metrics["seconds"])
 

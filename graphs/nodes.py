@@ -198,6 +198,7 @@ def fuse(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         recommendations = res.popular_fallback(exclude, state["k"])
     timings = {r["source"]: r.get("seconds", 0.0) for r in results}
     timings["fuse"] = round(time.perf_counter() - started, 4)
+    timings["total"] = round(time.time() - state.get("started_at", time.time()), 4)
     output: dict[str, Any] = {}
     if context.return_sources:
         output["source_candidates"] = proposals

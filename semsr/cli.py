@@ -15,9 +15,13 @@ from typing import Annotated
 
 import typer
 
+from evals.executors import PipelineSpec
+from evals.experiment import ExperimentConfig, load_experiment, run_experiment
+from evals.graph_pipelines import graph_description
 from evals.harness import evaluate
 from evals.pipelines import build_pipeline, pipeline_names
 from evals.tuning import tune
+from semsr.cli_agents import intent_command
 from semsr.cli_common import (
     DatasetOption,
     LoaderOption,
@@ -28,14 +32,21 @@ from semsr.cli_common import (
     load_protocol,
     parse_params,
 )
+from semsr.cli_graph import recommend_command, trace_command
+from semsr.cli_index import index_command
+from semsr.cli_train import sr_recommend_command, train_command
 from semsr.settings import load_settings
-from semsr.tables import results_markdown, results_table
+from semsr.tables import results_table
 from sessiondata.errors import ConfigError
 from sr_models.registry import MODELS, tuned_params
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="SemSR: semantics-aware session recommendation.")
-
-DEFAULT_PIPELINES = ("popularity", "sknn", "vsknn", "sr")
+app.command(name="index")(index_command)
+app.command(name="recommend")(recommend_command)
+app.command(name="trace")(trace_command)
+app.command(name="intent")(intent_command)
+app.command(name="train")(train_command)
+app.command(name="sr-recommend")(sr_recommend_command)
 
 
 @app.command()
@@ -52,24 +63,34 @@ def pipelines() -> None:
     """List the pipelines ``semsr eval`` can run."""
     for name in pipeline_names():
         tuned = "tuned on amazon-beauty" if tuned_params("amazon-beauty", name) else ""
-        console.print(f"[bold]{name:12}[/] {MODELS[name].description}  [dim]{tuned}[/]")
+        description = MODELS[name].description if name in MODELS else graph_description(name)
+        console.print(f"[bold]{name:14}[/] {description}  [dim]{tuned}[/]")
 
 
 @app.command(name="eval")
 @clear_errors
 def eval_command(
-    pipeline: Annotated[str, typer.Option("--pipeline", "-p", help="Pipeline name (see `semsr pipelines`).")],
-    out: Annotated[Path, typer.Option(help="Output directory; a rerun into it resumes.")],
+    pipeline: Annotated[str | None, typer.Option("--pipeline", "-p", help="Pipeline (see `semsr pipelines`).")] = None,
+    out: Annotated[Path | None, typer.Option(help="Output directory; a rerun into it resumes.")] = None,
     dataset: DatasetOption = "amazon-beauty",
     loader: LoaderOption = None,
     limit: Annotated[int | None, typer.Option(help="Evaluate only the first N cases (smoke runs).")] = None,
     fold: Annotated[str, typer.Option(help="'test' (report) or 'valid' (tuning).")] = "test",
     param: Annotated[list[str] | None, typer.Option(help="Override a hyper-parameter: KEY=VALUE.")] = None,
     batch_size: Annotated[int | None, typer.Option(help="Cases scored per batch.")] = None,
+    config: Annotated[Path | None, typer.Option(help="Run a whole experiment file (TOML/JSON/YAML).")] = None,
+    override: Annotated[list[str] | None, typer.Option("--set", help="Override an experiment key: KEY=VALUE.")] = None,
     progress: ProgressOption = True,
 ) -> None:
-    """Evaluate one pipeline; writes cases.jsonl, metrics.json and protocol.json to OUT."""
+    """Evaluate one pipeline into OUT (cases.jsonl, metrics.json, protocol.json), or a whole --config experiment."""
     settings = load_settings(batch_size=batch_size, progress=progress)
+    if config is not None:
+        limit_threads(settings)
+        experiment = load_experiment(config, parse_params(override))
+        _print_summary(run_experiment(experiment, settings, progress=settings.progress))
+        return
+    if pipeline is None or out is None:
+        raise ConfigError("pipeline/out", None, "give --pipeline and --out (or --config FILE for an experiment)")
     if fold not in ("test", "valid"):
         raise ConfigError("fold", fold, "must be 'test' or 'valid'")
     if pipeline not in pipeline_names():
@@ -77,7 +98,8 @@ def eval_command(
     limit_threads(settings)
     protocol = load_protocol(dataset, loader, settings)
     started = time.perf_counter()
-    runner = build_pipeline(pipeline, protocol, fold, **parse_params(param))  # type: ignore[arg-type]
+    overrides = parse_params(param)
+    runner = build_pipeline(pipeline, protocol, fold, progress=settings.progress, **overrides)  # type: ignore[arg-type]
     fit_seconds = time.perf_counter() - started
     result = evaluate(
         runner,
@@ -88,6 +110,7 @@ def eval_command(
         batch_size=settings.batch_size,
         progress=settings.progress,
         extra_card={"fit_seconds": round(fit_seconds, 2)},
+        spec=PipelineSpec(pipeline, dataset, fold, overrides, loader),
     )
     title = f"{protocol.dataset.name}: {pipeline} on the {fold} fold ({result.metrics['n_cases']} cases)"
     console.print(
@@ -126,32 +149,28 @@ def run(
     loader: LoaderOption = None,
     pipeline: Annotated[list[str] | None, typer.Option("--pipeline", "-p", help="Repeat to choose.")] = None,
     out: Annotated[Path | None, typer.Option(help="Runs directory (default: settings.runs_dir/DATASET).")] = None,
+    executor: Annotated[str, typer.Option(help="'local' or 'ray'.")] = "local",
+    ray_address: Annotated[str | None, typer.Option(help="Ray cluster to join (default: a local one).")] = None,
     progress: ProgressOption = True,
 ) -> None:
-    """The main job: evaluate the default pipelines on the test split and print the comparison table."""
+    """The main job: tune/train what is missing, fit the fusion on validation, evaluate the default
+    pipelines on the test split, write the report, print the table."""
     settings = load_settings(progress=progress)
     limit_threads(settings)
-    protocol = load_protocol(dataset, loader, settings)
-    root = out or settings.runs_dir / protocol.dataset.name
-    chosen = pipeline or list(DEFAULT_PIPELINES)
-    results: dict[str, dict[str, float]] = {}
-    timings: dict[str, float] = {}
-    for name in chosen:
-        started = time.perf_counter()
-        if MODELS[name].grid and tuned_params(protocol.dataset.name, name) is None:
-            console.print(f"{name}: no tuned parameters for {protocol.dataset.name}; tuning on validation first")
-            tune(protocol, name, seed=settings.seed, progress=progress)
-        runner = build_pipeline(name, protocol, "test")
-        result = evaluate(runner, protocol, root / name, batch_size=settings.batch_size, progress=progress)
-        results[name] = result.metrics["metrics"]
-        timings[name] = round(time.perf_counter() - started, 1)
-    console.print(results_table(results, protocol.dataset.name))
-    summary = {"dataset": protocol.dataset.name, "results": results, "seconds": timings}
-    root.mkdir(parents=True, exist_ok=True)
-    (root / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    (root / "summary.md").write_text(results_markdown(results, protocol.dataset.name))
-    console.print(f"seconds per pipeline: {timings}")
-    console.print(f"results: {root}/summary.md")
+    fields: dict[str, object] = {"dataset": dataset, "loader": loader, "out": out, "executor": executor}
+    if pipeline:
+        fields["pipelines"] = pipeline
+    if ray_address:
+        fields["ray_address"] = ray_address
+    _print_summary(run_experiment(ExperimentConfig.model_validate(fields), settings, progress=progress))
+
+
+def _print_summary(summary: dict[str, object]) -> None:
+    results = summary["results"]
+    console.print(results_table(results, str(summary["dataset"])))  # type: ignore[arg-type]
+    console.print(f"seconds per pipeline: {summary['seconds']}")
+    if "report" in summary:
+        console.print(f"report: {summary['report']}")
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -46,6 +46,7 @@ class Recommendation:
 
     items: list[int]
     scores: list[float]
+    extras: dict[str, Any] | None = None  # per-case diagnostics (e.g. the graph's node timings)
 
 
 class Recommender(ABC):

@@ -1,0 +1,128 @@
+"""One typed configuration per experiment (a file plus command-line overrides), saved with its results.
+
+An experiment evaluates a list of pipelines on one dataset under one protocol into one directory, then
+writes the report. ``semsr run`` is the default experiment; ``semsr eval --config FILE`` runs any other.
+Files may be TOML, JSON or YAML; keys mirror :class:`ExperimentConfig`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from sessiondata.errors import ConfigError
+from sessiondata.protocol import ProtocolConfig
+
+DEFAULT_PIPELINES = ("popularity", "sknn", "vsknn", "sr", "semantic", "fused", "fused-rrf", "fused-learned")
+
+
+class PipelineRun(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    params: dict[str, Any] = Field(default_factory=dict, description="Hyper-parameter or context overrides.")
+    limit: int | None = Field(None, ge=1, description="Only the first N cases (slow pipelines, smoke runs).")
+
+
+class ExperimentConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = "default"
+    dataset: str = "amazon-beauty"
+    loader: str | None = None
+    pipelines: list[PipelineRun] = Field(default_factory=lambda: [PipelineRun(name=n) for n in DEFAULT_PIPELINES])
+    protocol: ProtocolConfig | None = Field(None, description="None: the settings' protocol.")
+    out: Path | None = Field(None, description="None: <runs_dir>/<dataset>.")
+    executor: Literal["local", "ray"] = "local"
+    ray_address: str | None = Field(None, description="Ray cluster to join ('auto', ray://host:port); None = local.")
+    workers: int = Field(2, ge=1)
+    report: bool = True
+
+    @field_validator("pipelines", mode="before")
+    @classmethod
+    def _names_to_runs(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            return [{"name": v} if isinstance(v, str) else v for v in value]
+        return value
+
+
+def load_experiment(path: Path, overrides: dict[str, Any] | None = None) -> ExperimentConfig:
+    """Read an experiment file and apply ``overrides`` (dotted keys allowed: ``protocol.seed=3``)."""
+    if not path.exists():
+        raise ConfigError("config", str(path), "file not found")
+    text = path.read_text(encoding="utf-8")
+    try:
+        if path.suffix == ".toml":
+            data = tomllib.loads(text)
+        elif path.suffix in (".yaml", ".yml"):
+            import yaml
+
+            data = yaml.safe_load(text) or {}
+        else:
+            data = json.loads(text)
+    except (ValueError, tomllib.TOMLDecodeError) as error:
+        raise ConfigError("config", str(path), f"cannot be parsed: {error}") from None
+    for dotted, value in (overrides or {}).items():
+        target = data
+        *parents, leaf = dotted.split(".")
+        for part in parents:
+            target = target.setdefault(part, {})
+        target[leaf] = value
+    return ExperimentConfig.model_validate(data)
+
+
+def run_experiment(config: ExperimentConfig, settings: Any, *, progress: bool = True) -> dict[str, Any]:
+    """Evaluate every pipeline of ``config`` (resuming finished work) and write the report."""
+    from evals.executors import LocalExecutor, PipelineSpec, RayExecutor
+    from evals.harness import evaluate
+    from evals.pipelines import build_pipeline, pipeline_names
+    from evals.report import write_report
+    from evals.tuning import tune
+    from sessiondata.loaders import load_dataset
+    from sessiondata.protocol import build_protocol
+    from sr_models.registry import MODELS, tuned_params
+
+    unknown = [run.name for run in config.pipelines if run.name not in pipeline_names()]
+    if unknown:
+        raise ConfigError("pipelines", unknown[0], f"unknown; choose from {pipeline_names()}")
+    protocol_config = config.protocol or settings.protocol
+    protocol = build_protocol(load_dataset(config.dataset, config.loader), protocol_config)
+    root = config.out or settings.runs_dir / protocol.dataset.name
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "experiment.json").write_text(config.model_dump_json(indent=2) + "\n")
+    executor = (
+        RayExecutor(settings, address=config.ray_address, workers=config.workers)
+        if config.executor == "ray"
+        else LocalExecutor(settings.batch_size)
+    )
+    results: dict[str, dict[str, float]] = {}
+    timings: dict[str, float] = {}
+    for run in config.pipelines:
+        started = time.perf_counter()
+        spec = MODELS.get(run.name)
+        if spec is not None and spec.grid and not run.params and tuned_params(protocol.dataset.name, run.name) is None:
+            tune(protocol, run.name, seed=settings.seed, progress=progress)
+        pipeline = build_pipeline(run.name, protocol, "test", progress=progress, **run.params)
+        result = evaluate(
+            pipeline,
+            protocol,
+            root / run.name,
+            limit=run.limit,
+            batch_size=settings.batch_size,
+            progress=progress,
+            executor=executor,
+            spec=PipelineSpec(run.name, config.dataset, "test", run.params, config.loader),
+        )
+        results[run.name] = result.metrics["metrics"]
+        timings[run.name] = round(time.perf_counter() - started, 1)
+    summary: dict[str, Any] = {"dataset": protocol.dataset.name, "results": results, "seconds": timings}
+    (root / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    full = [run.name for run in config.pipelines if run.limit is None]
+    if config.report and full:
+        summary["report"] = str(write_report(root, names=full))
+    return summary

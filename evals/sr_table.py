@@ -1,0 +1,120 @@
+"""Train, evaluate and tabulate the torch session recommenders on the Beauty protocol (``docs/sr_models.md``).
+
+``run`` fits each model per seed on the validation fold (early stopping there, never on test), evaluates it
+on the validation cases, refits on the full training sessions for the validated number of epochs and
+evaluates on the test split, writing ``<out>/<model>/seed<S>/{valid,test}/`` (harness output) and
+``summary.json``. ``report`` turns every ``summary.json`` into the mean and spread over seeds beside the
+published numbers and rewrites the table block of ``docs/sr_models.md``.
+
+    python -m evals.sr_table run --model niser --model niser-semf --seed 0 --seed 1 --seed 2
+    python -m evals.sr_table report
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+from evals.harness import evaluate
+from evals.pipelines import RecommenderPipeline, build_pipeline
+from evals.published import published_metrics
+from sessiondata.loaders import load_dataset
+from sessiondata.protocol import build_protocol
+
+COLUMNS = ("hr@20", "ndcg@20", "mrr@20", "hr@10", "ndcg@10", "mrr@10", "coverage@20")
+DOC = Path("docs/sr_models.md")
+START, END = "<!-- sr-table:start -->", "<!-- sr-table:end -->"
+
+
+def run_one(name: str, seed: int, out: Path, dataset: str, progress: bool) -> dict[str, Any]:
+    protocol = build_protocol(load_dataset(dataset, None))
+    target = out / name / f"seed{seed}"
+    summary: dict[str, Any] = {"model": name, "seed": seed, "dataset": protocol.dataset.name}
+    for fold in ("valid", "test"):
+        started = time.perf_counter()
+        pipeline = build_pipeline(name, protocol, fold, seed=seed, progress=progress)  # type: ignore[arg-type]
+        fit_seconds = time.perf_counter() - started
+        assert isinstance(pipeline, RecommenderPipeline)
+        model = pipeline.recommender
+        result = evaluate(pipeline, protocol, target / fold, fold=fold, progress=progress)  # type: ignore[arg-type]
+        history = [h for h in getattr(model, "history", []) if h["epoch"] > 0]
+        epoch_seconds = [h["epoch_seconds"] for h in history]
+        summary[fold] = {
+            "metrics": {k: result.metrics["metrics"][k] for k in COLUMNS},
+            "fit_seconds": round(fit_seconds, 1),
+            "epochs_run": len(history),
+            "best_epoch": getattr(model, "best_epoch", None),
+            "seconds_per_epoch": round(statistics.mean(epoch_seconds), 1) if epoch_seconds else None,
+            "artifact": str(getattr(model, "artifact_path", "")),
+        }
+        summary["params"] = model.params()
+        logging.info("%s seed %d %s: %s", name, seed, fold, summary[fold]["metrics"])
+    target.mkdir(parents=True, exist_ok=True)
+    (target / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def _fmt(values: list[float]) -> str:
+    if not values:
+        return "–"
+    if len(values) == 1:
+        return f"{values[0]:.4f}"
+    return f"{statistics.mean(values):.4f} ± {statistics.stdev(values):.4f}"
+
+
+def report(out: Path, doc: Path, dataset: str = "amazon-beauty") -> str:
+    rows: dict[str, list[dict[str, Any]]] = {}
+    for path in sorted(out.glob("*/seed*/summary.json")):
+        summary = json.loads(path.read_text())
+        rows.setdefault(summary["model"], []).append(summary)
+    header = "| model | seeds | " + " | ".join(f"test {c}" for c in COLUMNS) + " | valid hr@20 | valid ndcg@20 |"
+    header += " epochs (valid best) | s/epoch (valid fit) |"
+    lines = [header, "|" + "---|" * (header.count("|") - 1)]
+    for name in sorted(rows, key=lambda n: (n.split("-")[0], n)):
+        runs = rows[name]
+        cells = [_fmt([r["test"]["metrics"][c] for r in runs]) for c in COLUMNS]
+        valid = [_fmt([r["valid"]["metrics"][c] for r in runs]) for c in ("hr@20", "ndcg@20")]
+        epochs = ", ".join(str(r["valid"]["best_epoch"]) for r in runs)
+        speed = _fmt([r["valid"]["seconds_per_epoch"] for r in runs if r["valid"]["seconds_per_epoch"]])
+        lines.append(f"| {name} | {len(runs)} | " + " | ".join(cells + valid) + f" | {epochs} | {speed} |")
+    for name, metrics in published_metrics(dataset).items():
+        cells = [f"{metrics[c]:.4f}" for c in COLUMNS]
+        lines.append(f"| *published {name}* | – | " + " | ".join(cells) + " | – | – | – | – |")
+    table = "\n".join(lines) + "\n"
+    if doc.exists():
+        text = doc.read_text()
+        if START in text and END in text:
+            head, rest = text.split(START, 1)
+            _, tail = rest.split(END, 1)
+            doc.write_text(f"{head}{START}\n{table}{END}{tail}")
+    return table
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    run_parser = sub.add_parser("run")
+    run_parser.add_argument("--model", action="append", required=True)
+    run_parser.add_argument("--seed", action="append", type=int)
+    run_parser.add_argument("--out", type=Path, default=Path("runs/sr_models"))
+    run_parser.add_argument("--dataset", default="amazon-beauty")
+    run_parser.add_argument("--progress", action="store_true")
+    report_parser = sub.add_parser("report")
+    report_parser.add_argument("--out", type=Path, default=Path("runs/sr_models"))
+    report_parser.add_argument("--doc", type=Path, default=DOC)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    if args.command == "run":
+        for name in args.model:
+            for seed in args.seed or [0]:
+                run_one(name, seed, args.out, args.dataset, args.progress)
+    print(report(args.out, args.doc))
+
+
+if __name__ == "__main__":
+    main()
