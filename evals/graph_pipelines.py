@@ -70,6 +70,11 @@ class GraphPipeline:
         context.pop("return_sources", None)
         return {"context": context, "sources": configured_sources(self.context)}
 
+    def usage(self) -> dict[str, Any] | None:
+        """LLM tokens, calls, latency and cost of this process's intent agent, if it was used."""
+        agent = self.resources.__dict__.get("intent_agent")
+        return agent.account.totals() if agent is not None else None
+
     def invoke_many(self, cases: Sequence[EvalCase], k: int) -> list[dict[str, Any]]:
         ids = self.resources.catalog.ids
         inputs = [{"items": [ids[i] for i in case.prompt], "k": k} for case in cases]

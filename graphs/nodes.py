@@ -69,7 +69,7 @@ def sr_rerank(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
             results[name] = _timed(name, started, status="cold", candidates=[], note="no session item seen in training")
             continue
         try:
-            candidates = res.sr_candidates(name, known, context.candidates_per_source, set(state["session_indices"]))
+            candidates = res.sr_candidates(name, known, context.candidates_per_source)
             results[name] = _timed(name, started, status="ok", candidates=candidates)
         except Exception as error:  # a broken model must not strand the shopper
             results[name] = _timed(

@@ -152,10 +152,24 @@ class GraphResources:
                 self._models[name] = model
             return self._models[name]
 
-    def sr_candidates(self, name: str, session: list[int], n: int, exclude: set[int]) -> list[Candidate]:
-        scores = self.model(name).score([session])[0]
-        items, values = top_k(scores, n, exclude=exclude)
-        return [Candidate(item=int(i), score=float(s)) for i, s in zip(items, values, strict=True)]
+    @cached_property
+    def sr_tool(self) -> Any:
+        """The ``sr_rerank`` LangChain tool over this fold's session models (loaded on first request)."""
+        from tools.sr_reranker import SRReranker, make_sr_rerank_tool
+
+        return make_sr_rerank_tool(SRReranker(self._models, self.catalog, self.train_items))
+
+    def sr_candidates(self, name: str, session: list[int], n: int) -> list[Candidate]:
+        """Top ``n`` items of session model ``name`` through the ``sr_rerank`` tool (session items excluded)."""
+        self.model(name)
+        call = {
+            "name": "sr_rerank",
+            "args": {"item_ids": [self.catalog.ids[i] for i in session], "k": n, "models": [name]},
+            "id": f"sr-{name}",
+            "type": "tool_call",
+        }
+        result = self.sr_tool.invoke(call).artifact["models"].get(name, {"items": [], "scores": []})
+        return [Candidate(item=int(i), score=float(s)) for i, s in zip(result["items"], result["scores"], strict=True)]
 
     # ------------------------------------------------------------------ semantics
     @cached_property
