@@ -267,3 +267,59 @@ def test_langgraph_dev_serves_the_graph_on_loopback(slice_spec, slice_items, hom
         except subprocess.TimeoutExpired:
             server.kill()
         log.close()
+
+
+def test_langsmith_variables_do_not_break_a_request(slice_spec, slice_items, home):
+    """With LangSmith switched on but unreachable, tracing fails in the background, never the request.
+
+    Runs in a subprocess: LangSmith caches its environment for the life of a process.
+    """
+    import json
+    import os
+    import subprocess
+    import sys
+
+    res, test = slice_items
+    items = [res.catalog.ids[i] for i in test.cases[10].prompt]
+    script = (
+        "import json, sys\n"
+        "from graphs import resources\n"
+        "from graphs.api import recommend\n"
+        "from graphs.context import Context\n"
+        f"resources.configure(resources.ResourceConfig(home={str(home)!r}, threads=1))\n"
+        f"answer = recommend({items!r}, k=3, context=Context(dataset={slice_spec!r}, use_llm=False, fusion='rrf'))\n"
+        "print(json.dumps(len(answer.recommendations)))\n"
+    )
+    env = {
+        **os.environ,
+        "LANGSMITH_TRACING": "true",
+        "LANGSMITH_API_KEY": "test-key",
+        "LANGSMITH_ENDPOINT": f"http://127.0.0.1:{_closed_port()}",
+    }
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == 3
+
+
+def test_recommend_and_trace_commands(slice_spec, slice_items, home, tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from semsr.cli import app
+
+    res, test = slice_items
+    monkeypatch.setenv("SEMSR_HOME", str(home))
+    monkeypatch.setenv("SEMSR_THREADS", "1")
+    items = [str(res.catalog.ids[i]) for i in test.cases[11].prompt]
+    trace = tmp_path / "trace.jsonl"
+    args = ["recommend", "--dataset", slice_spec, "--no-llm", "--fusion", "rrf", "--k", "4", "--trace", str(trace)]
+    result = CliRunner().invoke(app, [*args, "--items", *items[:1], *items[1:]])
+    assert result.exit_code == 0, result.output
+    assert "Recommendations for" in result.output and "Recommended because" in result.output
+    as_json = CliRunner().invoke(app, [*args, "--json", "--items", items[0]])
+    assert as_json.exit_code == 0 and '"recommendations"' in as_json.output
+    shown = CliRunner().invoke(app, ["trace", str(trace)])
+    assert shown.exit_code == 0 and "sr_rerank" in shown.output and "fuse" in shown.output
+    bad = CliRunner().invoke(app, ["recommend", "--dataset", slice_spec, "--no-llm", "--k", "0", "--items", items[0]])
+    assert bad.exit_code == 2 and "k=0" in bad.output
+    missing = CliRunner().invoke(app, ["trace", str(tmp_path / "nope.jsonl")])
+    assert missing.exit_code == 2 and "file not found" in missing.output
