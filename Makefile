@@ -1,5 +1,6 @@
 # The two commands a fresh machine needs: `make demo` (the main job) and `make test` (lint + test suite).
-# Both create .venv and install the pinned stack on first use (about 2-3 minutes, 1.9 GB).
+# Both create .venv and install the pinned stack on first use (3-12 minutes: llama-cpp-python compiles
+# once, then pip's wheel cache makes reinstalls fast).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -10,7 +11,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	CMAKE_ARGS="-DLLAVA_BUILD=OFF" $(BIN)/pip install --quiet -e '.[dev,server,ray]'
 	touch $(STAMP)
 
 install: $(STAMP)
