@@ -123,6 +123,7 @@ def run_experiment(config: ExperimentConfig, settings: Any, *, progress: bool = 
     summary: dict[str, Any] = {"dataset": protocol.dataset.name, "results": results, "seconds": timings}
     (root / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     full = [run.name for run in config.pipelines if run.limit is None]
+    partial = [run.name for run in config.pipelines if run.limit is not None]
     if config.report and full:
-        summary["report"] = str(write_report(root, names=full))
+        summary["report"] = str(write_report(root, names=full, partial=partial))
     return summary

@@ -164,10 +164,36 @@ def _metric_cell(run: Run, metric: str) -> str:
     return f"{value:.4f}"
 
 
-def write_report(root: Path, out: Path | None = None, names: list[str] | None = None) -> Path:
-    """Write ``report.md`` and plots for the runs under ``root``; return the report's path."""
+def subset_section(full: list[Run], partial: list[Run]) -> list[str]:
+    """Slow pipelines run on the first N cases only: compare them with every full run on those same cases."""
+    lines: list[str] = []
+    for run in partial:
+        case_ids = sorted(run.ranks)
+        if any(case_id not in other.ranks for other in full for case_id in case_ids):
+            continue
+        n = len(case_ids)
+        lines += ["", f"### On the {n} cases `{run.name}` was run on (its limit)", ""]
+        rows = []
+        for other in [*full, run]:
+            values = {m: per_case_values(other, case_ids, m).mean() for m in ("hr", "ndcg", "mrr")}
+            rows.append([other.name, *(f"{values[m]:.4f}" for m in ("hr", "ndcg", "mrr"))])
+        lines.append(_table(rows, ["pipeline", "hr@20", "ndcg@20", "mrr@20"]))
+        note = "intervals on so few cases are wide: one hit moves HR@20 by " + f"{1 / n:.4f}"
+        lines += ["", note]
+    return lines
+
+
+def write_report(
+    root: Path, out: Path | None = None, names: list[str] | None = None, partial: list[str] | None = None
+) -> Path:
+    """Write ``report.md`` and plots for the runs under ``root``; return the report's path.
+
+    ``names`` are the runs over the full test split (they must be comparable); ``partial`` are runs
+    limited to the first N cases, reported on their own subset beside the full runs.
+    """
     runs = load_runs(root, names)
     check_comparable(runs)
+    partial_runs = load_runs(root, partial) if partial else []
     out = out or root / "report"
     out.mkdir(parents=True, exist_ok=True)
     from evals.plots import plot_all
@@ -240,6 +266,11 @@ def write_report(root: Path, out: Path | None = None, names: list[str] | None = 
         sections.append(
             _table([[n, json.dumps(u)] for n, u in usage], ["pipeline", "usage (tokens in/out, calls, seconds, cost)"])
         )
+    if partial_runs:
+        sections += ["", "## Slow pipelines on a subset of the test cases", *subset_section(runs, partial_runs)]
+        usage = [(r.name, r.metrics.get("llm_usage")) for r in partial_runs if r.metrics.get("llm_usage")]
+        if usage:
+            sections += ["", "LLM usage: " + "; ".join(f"`{n}` {json.dumps(u)}" for n, u in usage)]
     sections += ["", "## Plots", ""] + [f"![{f.stem}]({f.name})" for f in figures]
     path = out / "report.md"
     path.write_text("\n".join(sections) + "\n")

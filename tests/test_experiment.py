@@ -82,8 +82,12 @@ def test_report_aggregates_metrics_significance_and_plots(tmp_path, beauty_proto
     rows = {(r["fused"], r["vs"]): r for r in significance(runs)}
     assert rows[("fused", "sr")]["hr@20 diff"] == 0.0 and rows[("fused", "sr")]["hr@20 p"] == 1.0
     assert rows[("fused", "popularity")]["hr@20 diff"] > 0 and rows[("fused", "popularity")]["hr@20 p"] < 0.05
-    report = write_report(tmp_path).read_text()
+    slow = tmp_path / "slow"
+    evaluate(build_pipeline("vsknn", beauty_protocol), beauty_protocol, slow / "vsknn", limit=100, progress=False)
+    report = write_report(tmp_path, names=["popularity", "sr", "fused"]).read_text()
     assert "| sr | SemSR |" in report and "| V-SKNN | published |" in report
+    subset = write_report(tmp_path, names=["popularity", "sr", "fused"], partial=["slow/vsknn"]).read_text()
+    assert "On the 100 cases `vsknn` was run on" in subset
     assert "Fused vs each component" in report and "By prompt length" in report
     for png in ("metrics.png", "metrics_by_k.png", "by_session_length.png", "quality_vs_cost.png"):
         assert (tmp_path / "report" / png).stat().st_size > 5_000
