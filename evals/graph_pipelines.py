@@ -28,6 +28,10 @@ GRAPH_PIPELINES: dict[str, dict[str, Any]] = {
 }
 
 
+# validation cases used to fit the fusion, for pipelines whose sources are too slow for the whole fold
+FUSION_FIT_LIMIT: dict[str, int] = {"fused-llm": 300}
+
+
 def graph_description(name: str) -> str:
     context = graph_context(name, "amazon-beauty", "test")
     return f"LangGraph graph: {context.fusion} fusion of {configured_sources(context)}"

@@ -58,7 +58,7 @@ def build_pipeline(
     pipeline gets a context (``overrides`` are context fields); a fusion that must be fitted on the
     validation fold and is not yet is fitted first (the test split is never used for that).
     """
-    from evals.graph_pipelines import GRAPH_PIPELINES, GraphPipeline, graph_context
+    from evals.graph_pipelines import FUSION_FIT_LIMIT, GRAPH_PIPELINES, GraphPipeline, graph_context
 
     if name in GRAPH_PIPELINES:
         context = graph_context(name, protocol.dataset.name, fold, **overrides)
@@ -66,7 +66,7 @@ def build_pipeline(
             from evals.fusion_fit import fit_fusion, fusion_is_fitted
 
             if not fusion_is_fitted(protocol, context):
-                fit_fusion(protocol, name, progress=progress)
+                fit_fusion(protocol, name, progress=progress, limit=FUSION_FIT_LIMIT.get(name))
         return GraphPipeline(name, context)
     model = build_model(name, protocol.dataset.name, **overrides)
     model.fit(train_data(protocol, fold))
