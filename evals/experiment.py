@@ -117,6 +117,7 @@ def run_experiment(config: ExperimentConfig, settings: Any, *, progress: bool = 
             progress=progress,
             executor=executor,
             spec=PipelineSpec(run.name, config.dataset, "test", run.params, config.loader),
+            replace_stale=True,
         )
         results[run.name] = result.metrics["metrics"]
         timings[run.name] = round(time.perf_counter() - started, 1)

@@ -72,7 +72,12 @@ class GraphPipeline:
     def params(self) -> dict[str, Any]:
         context = asdict(self.context)
         context.pop("return_sources", None)
-        return {"context": context, "sources": configured_sources(self.context)}
+        fusion, note = self.resources.fusion(self.context)
+        return {
+            "context": context,
+            "sources": configured_sources(self.context),
+            "fusion": asdict(fusion) if note is None else {"strategy": "rrf", "note": note},
+        }
 
     def usage(self) -> dict[str, Any] | None:
         """LLM tokens, calls, latency and cost of this process's intent agent, if it was used."""

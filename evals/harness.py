@@ -66,14 +66,23 @@ def _identity(card: dict[str, Any]) -> dict[str, Any]:
     return identity
 
 
-def prepare_out_dir(out_dir: Path, card: dict[str, Any]) -> None:
-    """Create ``out_dir`` or check that what it holds comes from the same run; write protocol.json."""
+def prepare_out_dir(out_dir: Path, card: dict[str, Any], *, replace_stale: bool = False) -> None:
+    """Create ``out_dir`` or check that what it holds comes from the same run; write protocol.json.
+
+    A directory holding another run is refused, unless ``replace_stale`` (the main job's own runs
+    directory, where a changed model or fusion means the old results are stale): then it is emptied.
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
     protocol_path = out_dir / PROTOCOL_FILE
     if protocol_path.exists():
         previous = json.loads(protocol_path.read_text())
         if _identity(previous) != _identity(card):
             differing = sorted(k for k in IDENTITY_KEYS if _identity(previous).get(k) != _identity(card).get(k))
+            if replace_stale:
+                for name in (CASES_FILE, PROTOCOL_FILE, METRICS_FILE):
+                    (out_dir / name).unlink(missing_ok=True)
+                _write_json_atomic(protocol_path, card)
+                return
             raise ConfigError(
                 "out",
                 str(out_dir),
@@ -139,6 +148,7 @@ def evaluate(
     extra_card: dict[str, Any] | None = None,
     executor: Executor | None = None,
     spec: PipelineSpec | None = None,
+    replace_stale: bool = False,
 ) -> EvalResult:
     """Replay ``fold``'s cases (the first ``limit`` if given) through ``pipeline`` into ``out_dir``.
 
@@ -151,7 +161,7 @@ def evaluate(
     chosen = protocol.fold(fold)
     cases = chosen.cases[:limit] if limit is not None else chosen.cases
     card = protocol.card(fold, pipeline=pipeline.name, params=pipeline.params(), limit=limit, **(extra_card or {}))
-    prepare_out_dir(out_dir, card)
+    prepare_out_dir(out_dir, card, replace_stale=replace_stale)
 
     cases_path = out_dir / CASES_FILE
     done = read_records(cases_path)
