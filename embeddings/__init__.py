@@ -1,0 +1,21 @@
+"""Text embeddings for SemSR: one provider interface, an on-disk cache and catalogue title matrices.
+
+Depends only on :mod:`sessiondata`; ``sr_models``, ``tools`` and the graph import it. Typical use::
+
+    from embeddings import embed_catalog
+    vectors = embed_catalog(dataset.catalog)  # (n_items, 384), unit rows, cached on disk
+"""
+
+from embeddings.base import EmbeddingProvider
+from embeddings.catalog import catalog_texts, default_cache_dir, embed_catalog
+from embeddings.config import EmbedderConfig, build_provider, default_provider
+
+__all__ = [
+    "EmbedderConfig",
+    "EmbeddingProvider",
+    "build_provider",
+    "catalog_texts",
+    "default_cache_dir",
+    "default_provider",
+    "embed_catalog",
+]

@@ -1,0 +1,68 @@
+"""``semsr index``: build (or resume) the Chroma catalogue index of a dataset.
+
+Title vectors come from the embedding cache (each title is embedded once per embedder, ever); the index is
+an embedded Chroma store under ``<home>/chroma`` unless ``--server-url`` names a running ``chroma run``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Annotated, Literal
+
+import typer
+
+from embeddings.catalog import embed_catalog
+from embeddings.config import default_provider
+from semsr.cli_common import DatasetOption, LoaderOption, ProgressOption, clear_errors, console, limit_threads
+from semsr.settings import load_settings
+from sessiondata.loaders import load_dataset
+from tools.chroma_index import CatalogIndex, make_client
+
+
+@clear_errors
+def index_command(
+    dataset: DatasetOption = "amazon-beauty",
+    loader: LoaderOption = None,
+    embedder: Annotated[
+        Literal["minilm", "openai", "file"] | None, typer.Option(help="Embedder (default: settings.embedder.kind).")
+    ] = None,
+    server_url: Annotated[str | None, typer.Option(help="Chroma server http://HOST:PORT (else embedded).")] = None,
+    path: Annotated[Path | None, typer.Option(help="Embedded Chroma directory (default <home>/chroma).")] = None,
+    vectors: Annotated[Path | None, typer.Option(help="Precomputed vectors for --embedder file.")] = None,
+    base_url: Annotated[str | None, typer.Option(help="OpenAI-compatible endpoint for --embedder openai.")] = None,
+    model: Annotated[str | None, typer.Option(help="Embedding model name for --embedder openai.")] = None,
+    progress: ProgressOption = True,
+) -> None:
+    """Build or resume the Chroma index of a dataset's catalogue (one collection per dataset and embedder)."""
+    settings = load_settings(progress=progress)
+    embedder_update = {"kind": embedder, "path": vectors, "base_url": base_url, "model": model}
+    chroma_update = {"server_url": server_url, "path": path}
+    embedder_config = settings.embedder.model_validate(
+        {**settings.embedder.model_dump(), **{k: v for k, v in embedder_update.items() if v is not None}}
+    )
+    chroma_config = settings.chroma.model_validate(
+        {**settings.chroma.model_dump(), **{k: v for k, v in chroma_update.items() if v is not None}}
+    )
+    limit_threads(settings)
+    client = make_client(chroma_config, settings.home)  # fail fast on a bad path or a server that is down
+    data = load_dataset(dataset, loader)
+    provider = default_provider(embedder_config, threads=settings.threads)
+    started = time.perf_counter()
+    matrix = embed_catalog(data.catalog, provider, cache_dir=settings.home / "embeddings", progress=settings.progress)
+    embed_seconds = time.perf_counter() - started
+    index = CatalogIndex(
+        data.catalog,
+        data.fingerprint().short,
+        provider=provider,
+        chroma=chroma_config,
+        home=settings.home,
+        embedder_config=embedder_config,
+        client=client,
+    )
+    report = index.build(vectors=matrix, progress=settings.progress).as_dict()
+    report["embed_seconds"] = round(embed_seconds, 2)
+    report["embedder"] = provider.id
+    report["where"] = chroma_config.server_url or str(chroma_config.resolved_path(settings.home))
+    console.print_json(json.dumps(report))

@@ -1,0 +1,1 @@
+"""Reusable test doubles (local HTTP fakes of external services)."""

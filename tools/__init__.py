@@ -1,0 +1,1 @@
+"""LangChain tools over the catalogue: Chroma semantic retrieval and the SR reranker."""
