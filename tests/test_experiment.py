@@ -122,3 +122,10 @@ def test_ray_executor_matches_the_local_one(tmp_path, beauty_protocol):
     by_local = read_records(tmp_path / "local" / CASES_FILE)
     assert set(by_ray) == set(by_local)
     assert all(by_ray[c].recommendations == by_local[c].recommendations for c in by_local)
+
+
+def test_the_shipped_example_experiment_names_real_pipelines():
+    from evals.pipelines import pipeline_names
+
+    config = load_experiment(Path(__file__).resolve().parents[1] / "experiments" / "example.toml")
+    assert {run.name for run in config.pipelines} <= set(pipeline_names())
