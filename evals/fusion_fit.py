@@ -12,7 +12,7 @@ from tqdm import tqdm
 
 from evals.graph_pipelines import GraphPipeline, graph_context
 from graphs.fusion import FusionModel, ValidationSet, fit_learned, fit_weighted
-from graphs.resources import configured_sources, current_config, fusion_dir, fusion_key
+from graphs.resources import configured_sources, resources_for
 from sessiondata.protocol import Protocol
 
 
@@ -39,9 +39,10 @@ def fit_fusion(
     """Fit the weighted and the learned fusion for ``pipeline``'s sources and store both."""
     started = time.perf_counter()
     per_case, targets, sources = collect_validation_candidates(protocol, pipeline, progress=progress, limit=limit)
+    serving = graph_context(pipeline, protocol.dataset.name, "test")
     data = ValidationSet.build(per_case, targets, sources)
     models = {"weighted": fit_weighted(data), "learned": fit_learned(data)}
-    directory = fusion_dir(current_config().home, protocol.dataset.name)
+    resources = resources_for(serving)
     for strategy, model in models.items():
         model.fitted_on.update(
             {
@@ -50,12 +51,9 @@ def fit_fusion(
                 "seconds": round(time.perf_counter() - started, 1),
             }
         )
-        model.save(directory / fusion_key(sources, strategy))
+        model.save(resources.fusion_path(serving, strategy))
     return models
 
 
 def fusion_is_fitted(protocol: Protocol, context: Any) -> bool:
-    path = fusion_dir(current_config().home, protocol.dataset.name) / fusion_key(
-        configured_sources(context), context.fusion
-    )
-    return path.exists()
+    return resources_for(context).fusion_path(context, context.fusion).exists()

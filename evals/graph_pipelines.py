@@ -25,6 +25,7 @@ GRAPH_PIPELINES: dict[str, dict[str, Any]] = {
     "fused-learned": {"use_llm": False, "fusion": "learned"},
     "fused-llm": {"use_llm": True, "fusion": "weighted"},
     "graph-sr": {"use_llm": False, "semantic": False, "fusion": "weighted"},
+    "fused-knn": {"use_llm": False, "fusion": "weighted", "sr_sources": ("vsknn", "sr")},
 }
 
 

@@ -7,6 +7,7 @@ evaluates on the test split, writing ``<out>/<model>/seed<S>/{valid,test}/`` (ha
 published numbers and rewrites the table block of ``docs/sr_models.md``.
 
     python -m evals.sr_table run --model niser --model niser-semf --seed 0 --seed 1 --seed 2
+    python -m evals.sr_table run --model sasrec-semf --param fusion_residual=true --tag +residual
     python -m evals.sr_table report
 """
 
@@ -25,19 +26,24 @@ from evals.pipelines import RecommenderPipeline, build_pipeline
 from evals.published import published_metrics
 from sessiondata.loaders import load_dataset
 from sessiondata.protocol import build_protocol
+from sr_models.neural.specs import neural_specs
 
 COLUMNS = ("hr@20", "ndcg@20", "mrr@20", "hr@10", "ndcg@10", "mrr@10", "coverage@20")
 DOC = Path("docs/sr_models.md")
 START, END = "<!-- sr-table:start -->", "<!-- sr-table:end -->"
 
 
-def run_one(name: str, seed: int, out: Path, dataset: str, progress: bool) -> dict[str, Any]:
+def run_one(
+    name: str, seed: int, out: Path, dataset: str, progress: bool, params: dict[str, Any] | None = None, tag: str = ""
+) -> dict[str, Any]:
     protocol = build_protocol(load_dataset(dataset, None))
-    target = out / name / f"seed{seed}"
-    summary: dict[str, Any] = {"model": name, "seed": seed, "dataset": protocol.dataset.name}
+    label = f"{name}{tag}"
+    target = out / label / f"seed{seed}"
+    summary: dict[str, Any] = {"model": label, "seed": seed, "dataset": protocol.dataset.name}
     for fold in ("valid", "test"):
         started = time.perf_counter()
-        pipeline = build_pipeline(name, protocol, fold, seed=seed, progress=progress)  # type: ignore[arg-type]
+        overrides = {**(params or {}), "seed": seed, "progress": progress}
+        pipeline = build_pipeline(name, protocol, fold, **overrides)  # type: ignore[arg-type]
         fit_seconds = time.perf_counter() - started
         assert isinstance(pipeline, RecommenderPipeline)
         model = pipeline.recommender
@@ -59,12 +65,24 @@ def run_one(name: str, seed: int, out: Path, dataset: str, progress: bool) -> di
     return summary
 
 
-def _fmt(values: list[float]) -> str:
+def parse_params(pairs: list[str] | None) -> dict[str, Any]:
+    """``KEY=VALUE`` pairs; values parsed as JSON when they parse, else kept as text."""
+    params: dict[str, Any] = {}
+    for pair in pairs or []:
+        key, _, value = pair.partition("=")
+        try:
+            params[key] = json.loads(value)
+        except json.JSONDecodeError:
+            params[key] = value
+    return params
+
+
+def _fmt(values: list[float], digits: int = 4) -> str:
     if not values:
         return "–"
     if len(values) == 1:
-        return f"{values[0]:.4f}"
-    return f"{statistics.mean(values):.4f} ± {statistics.stdev(values):.4f}"
+        return f"{values[0]:.{digits}f}"
+    return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
 
 
 def report(out: Path, doc: Path, dataset: str = "amazon-beauty") -> str:
@@ -80,8 +98,11 @@ def report(out: Path, doc: Path, dataset: str = "amazon-beauty") -> str:
         cells = [_fmt([r["test"]["metrics"][c] for r in runs]) for c in COLUMNS]
         valid = [_fmt([r["valid"]["metrics"][c] for r in runs]) for c in ("hr@20", "ndcg@20")]
         epochs = ", ".join(str(r["valid"]["best_epoch"]) for r in runs)
-        speed = _fmt([r["valid"]["seconds_per_epoch"] for r in runs if r["valid"]["seconds_per_epoch"]])
+        speed = _fmt([r["valid"]["seconds_per_epoch"] for r in runs if r["valid"]["seconds_per_epoch"]], 1)
         lines.append(f"| {name} | {len(runs)} | " + " | ".join(cells + valid) + f" | {epochs} | {speed} |")
+    missing = [name for name, *_ in neural_specs() if name not in rows]
+    for name in missing:
+        lines.append(f"| {name} | 0 | " + " | ".join(["not run"] * len(COLUMNS)) + " | – | – | – | – |")
     for name, metrics in published_metrics(dataset).items():
         cells = [f"{metrics[c]:.4f}" for c in COLUMNS]
         lines.append(f"| *published {name}* | – | " + " | ".join(cells) + " | – | – | – | – |")
@@ -104,6 +125,8 @@ def main() -> None:
     run_parser.add_argument("--out", type=Path, default=Path("runs/sr_models"))
     run_parser.add_argument("--dataset", default="amazon-beauty")
     run_parser.add_argument("--progress", action="store_true")
+    run_parser.add_argument("--param", action="append", help="Hyper-parameter override KEY=VALUE (JSON value).")
+    run_parser.add_argument("--tag", default="", help="Suffix of the row name for runs with --param overrides.")
     report_parser = sub.add_parser("report")
     report_parser.add_argument("--out", type=Path, default=Path("runs/sr_models"))
     report_parser.add_argument("--doc", type=Path, default=DOC)
@@ -112,7 +135,7 @@ def main() -> None:
     if args.command == "run":
         for name in args.model:
             for seed in args.seed or [0]:
-                run_one(name, seed, args.out, args.dataset, args.progress)
+                run_one(name, seed, args.out, args.dataset, args.progress, parse_params(args.param), args.tag)
     print(report(args.out, args.doc))
 
 

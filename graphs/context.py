@@ -22,7 +22,10 @@ class Context:
             "'valid' (sub-train) is for fitting the fusion on the validation fold."
         },
     )
-    sr_sources: tuple[str, ...] = ("vsknn", "sr")
+    sr_sources: tuple[str, ...] = field(
+        default=("vsknn", "sr", "sasrec-semf"),
+        metadata={"description": "Session models asked through the sr_rerank tool (names from sr_models.registry)."},
+    )
     semantic: bool = True
     use_llm: bool = True
     fusion: FusionStrategy = "weighted"

@@ -75,8 +75,9 @@ def fusion_dir(home: Path, dataset: str) -> Path:
     return home / "artifacts" / "fusion" / dataset
 
 
-def fusion_key(sources: Sequence[str], strategy: str) -> str:
-    return "+".join(sorted(sources)) + f".{strategy}.json"
+def fusion_key(sources: Sequence[str], strategy: str, signature: str = "") -> str:
+    """File name of a fitted fusion: its sources, strategy and the signature of what produced the sources."""
+    return "+".join(sorted(sources)) + f".{strategy}" + (f".{signature}" if signature else "") + ".json"
 
 
 class GraphResources:
@@ -227,6 +228,10 @@ class GraphResources:
         return self.intent_agent(titles, timeout=timeout)
 
     # ------------------------------------------------------------------ fusion
+    def fusion_path(self, context: Context, strategy: str) -> Path:
+        key = fusion_key(configured_sources(context), strategy, source_signature(self, context))
+        return fusion_dir(self.config.home, self.protocol.dataset.name) / key
+
     def fusion(self, context: Context) -> tuple[FusionModel, str | None]:
         """The fusion fitted on the validation fold for the context's sources, and a note when there is none.
 
@@ -236,13 +241,29 @@ class GraphResources:
         sources = configured_sources(context)
         if context.fusion == "rrf":
             return rrf_model(sources), None
-        path = fusion_dir(self.config.home, self.protocol.dataset.name) / fusion_key(sources, context.fusion)
+        path = self.fusion_path(context, context.fusion)
         if not path.exists():
             return rrf_model(sources), f"no {context.fusion} fusion fitted for {sorted(sources)}; used RRF"
         with self._model_lock:
             if path not in self._fusions:
                 self._fusions[path] = FusionModel.load(path)
             return self._fusions[path], None
+
+
+def source_signature(resources: GraphResources, context: Context) -> str:
+    """A short hash of every source's settings (model hyper-parameters, embedder, candidate count), so a
+    fusion fitted for other models is never applied to these."""
+    import hashlib
+    import json
+
+    parts: dict[str, Any] = {
+        name: build_model(name, resources.protocol.dataset.name).params() for name in context.sr_sources
+    }
+    embedder = resources.config.embedder
+    parts["semantic"] = embedder.model_dump(mode="json") if hasattr(embedder, "model_dump") else str(embedder)
+    parts["candidates"] = context.candidates_per_source
+    parts["session_items"] = context.max_session_items
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:10]
 
 
 def configured_sources(context: Context) -> list[str]:

@@ -29,6 +29,7 @@ def recommend_command(
     llm: Annotated[bool, typer.Option("--llm/--no-llm", help="Run the intent LLM node.")] = True,
     fusion: Annotated[str, typer.Option(help="weighted, rrf or learned.")] = "weighted",
     clarify_below: Annotated[float | None, typer.Option(help="Ask a question below this intent confidence.")] = None,
+    source: Annotated[list[str] | None, typer.Option(help="Session models to ask (repeat); default: all.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the full answer as JSON.")] = False,
     trace: Annotated[Path | None, typer.Option(help="Append a JSONL trace of every node to this file.")] = None,
 ) -> None:
@@ -38,6 +39,13 @@ def recommend_command(
     if fusion not in ("weighted", "rrf", "learned"):
         raise ConfigError("fusion", fusion, "must be weighted, rrf or learned")
     context = replace(Context(dataset=dataset), use_llm=llm, fusion=fusion, clarify_below=clarify_below)  # type: ignore[arg-type]
+    if source:
+        from sr_models.registry import MODELS
+
+        unknown = [name for name in source if name not in MODELS]
+        if unknown:
+            raise ConfigError("source", unknown[0], f"unknown session model; choose from {sorted(MODELS)}")
+        context = replace(context, sr_sources=tuple(source))
     callbacks = [JsonlTracer(trace)] if trace else []
     every_item = [*(items or []), *(extra_items or [])]
     if reply is not None:

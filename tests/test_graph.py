@@ -19,6 +19,9 @@ from graphs.context import Context
 from graphs.resources import InvalidSession, ResourceConfig, resources_for
 from graphs.tracing import JsonlTracer, read_trace
 
+# the kNN session models fit in seconds; the torch models have tests of their own
+FAST_SOURCES = ("vsknn", "sr")
+
 
 def _closed_port() -> int:
     with socket.socket() as sock:
@@ -61,7 +64,7 @@ def configured(home):
 
 @pytest.fixture(scope="module")
 def context(slice_spec) -> Context:
-    return Context(dataset=slice_spec, use_llm=False, fusion="rrf")
+    return Context(dataset=slice_spec, use_llm=False, fusion="rrf", sr_sources=FAST_SOURCES)
 
 
 @pytest.fixture(scope="module")
@@ -256,7 +259,7 @@ def test_langgraph_dev_serves_the_graph_on_loopback(slice_spec, slice_items, hom
             None,
             "semsr",
             input={"items": items, "k": 4},
-            context={"dataset": slice_spec, "use_llm": False, "fusion": "rrf"},
+            context={"dataset": slice_spec, "use_llm": False, "fusion": "rrf", "sr_sources": list(FAST_SOURCES)},
         )
         assert len(output["recommendations"]) == 4
         assert output["session"] == items
@@ -287,7 +290,8 @@ def test_langsmith_variables_do_not_break_a_request(slice_spec, slice_items, hom
         "from graphs.api import recommend\n"
         "from graphs.context import Context\n"
         f"resources.configure(resources.ResourceConfig(home={str(home)!r}, threads=1))\n"
-        f"answer = recommend({items!r}, k=3, context=Context(dataset={slice_spec!r}, use_llm=False, fusion='rrf'))\n"
+        f"context = Context(dataset={slice_spec!r}, use_llm=False, fusion='rrf', sr_sources={FAST_SOURCES!r})\n"
+        f"answer = recommend({items!r}, k=3, context=context)\n"
         "print(json.dumps(len(answer.recommendations)))\n"
     )
     env = {
@@ -311,7 +315,20 @@ def test_recommend_and_trace_commands(slice_spec, slice_items, home, tmp_path, m
     monkeypatch.setenv("SEMSR_THREADS", "1")
     items = [str(res.catalog.ids[i]) for i in test.cases[11].prompt]
     trace = tmp_path / "trace.jsonl"
-    args = ["recommend", "--dataset", slice_spec, "--no-llm", "--fusion", "rrf", "--k", "4", "--trace", str(trace)]
+    sources = [flag for name in FAST_SOURCES for flag in ("--source", name)]
+    args = [
+        "recommend",
+        "--dataset",
+        slice_spec,
+        "--no-llm",
+        "--fusion",
+        "rrf",
+        "--k",
+        "4",
+        "--trace",
+        str(trace),
+        *sources,
+    ]
     result = CliRunner().invoke(app, [*args, "--items", *items[:1], *items[1:]])
     assert result.exit_code == 0, result.output
     assert "Recommendations for" in result.output and "Recommended because" in result.output
@@ -319,7 +336,7 @@ def test_recommend_and_trace_commands(slice_spec, slice_items, home, tmp_path, m
     assert as_json.exit_code == 0 and '"recommendations"' in as_json.output
     shown = CliRunner().invoke(app, ["trace", str(trace)])
     assert shown.exit_code == 0 and "sr_rerank" in shown.output and "fuse" in shown.output
-    bad = CliRunner().invoke(app, ["recommend", "--dataset", slice_spec, "--no-llm", "--k", "0", "--items", items[0]])
+    bad = CliRunner().invoke(app, ["recommend", "--dataset", slice_spec, *sources, "--k", "0", "--items", items[0]])
     assert bad.exit_code == 2 and "k=0" in bad.output
     missing = CliRunner().invoke(app, ["trace", str(tmp_path / "nope.jsonl")])
     assert missing.exit_code == 2 and "file not found" in missing.output
