@@ -34,6 +34,12 @@ class RecommenderPipeline:
     def params(self) -> dict[str, Any]:
         return self.recommender.params()
 
+    def usage(self) -> dict[str, Any] | None:
+        """LLM tokens, calls, latency and cost, for recommenders that call an LLM."""
+        client = getattr(self.recommender, "client", None)
+        account = getattr(client, "account", None)
+        return account.totals() if account is not None else None
+
     def rank(self, cases: Sequence[EvalCase], k: int, *, exclude_seen: bool) -> list[Recommendation]:
         scores = self.recommender.score([case.prompt for case in cases])
         results = []
@@ -43,10 +49,32 @@ class RecommenderPipeline:
         return results
 
 
+def _llm_agent(**params: Any) -> Recommender:
+    """The in-context LLM recommender (agents sit above sr_models), with the project's configuration."""
+    from agents.config import LLMConfig
+    from agents.recommender import LLMRecommender
+    from graphs.resources import current_config
+
+    config = current_config()
+    return LLMRecommender(
+        **params,
+        llm=config.llm or LLMConfig(),
+        home=config.home,
+        threads=config.threads,
+        embedder_config=config.embedder,
+    )
+
+
+# pipelines built from layers above sr_models: name -> (factory, description)
+AGENT_PIPELINES: dict[str, tuple[Any, str]] = {
+    "llm-agent": (_llm_agent, "LLM proposes next titles, mapped to catalogue items by embedding similarity"),
+}
+
+
 def pipeline_names() -> list[str]:
     from evals.graph_pipelines import GRAPH_PIPELINES
 
-    return sorted([*MODELS, *GRAPH_PIPELINES])
+    return sorted([*MODELS, *GRAPH_PIPELINES, *AGENT_PIPELINES])
 
 
 def build_pipeline(
@@ -68,6 +96,9 @@ def build_pipeline(
             if not fusion_is_fitted(protocol, context):
                 fit_fusion(protocol, name, progress=progress, limit=FUSION_FIT_LIMIT.get(name))
         return GraphPipeline(name, context)
-    model = build_model(name, protocol.dataset.name, **overrides)
+    if name in AGENT_PIPELINES:
+        model = AGENT_PIPELINES[name][0](**overrides)
+    else:
+        model = build_model(name, protocol.dataset.name, **overrides)
     model.fit(train_data(protocol, fold))
     return RecommenderPipeline(name, model)

@@ -19,7 +19,7 @@ from evals.executors import PipelineSpec
 from evals.experiment import ExperimentConfig, load_experiment, run_experiment
 from evals.graph_pipelines import graph_description
 from evals.harness import evaluate
-from evals.pipelines import build_pipeline, pipeline_names
+from evals.pipelines import AGENT_PIPELINES, build_pipeline, pipeline_names
 from evals.tuning import tune
 from semsr.cli_agents import intent_command
 from semsr.cli_common import (
@@ -63,7 +63,12 @@ def pipelines() -> None:
     """List the pipelines ``semsr eval`` can run."""
     for name in pipeline_names():
         tuned = "tuned on amazon-beauty" if tuned_params("amazon-beauty", name) else ""
-        description = MODELS[name].description if name in MODELS else graph_description(name)
+        if name in MODELS:
+            description = MODELS[name].description
+        elif name in AGENT_PIPELINES:
+            description = AGENT_PIPELINES[name][1]
+        else:
+            description = graph_description(name)
         console.print(f"[bold]{name:14}[/] {description}  [dim]{tuned}[/]")
 
 

@@ -7,11 +7,16 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from agents.config import LLMConfig
+from embeddings.config import EmbedderConfig
+from graphs.resources import ResourceConfig
 from sessiondata.protocol import ProtocolConfig
+from tools.config import ChromaConfig
 
 
 def _default_threads() -> int:
@@ -28,6 +33,24 @@ class Settings(BaseSettings):
     progress: bool = Field(True, description="Show progress bars on long work.")
     batch_size: int = Field(256, ge=1, description="Prompts scored per batch in evaluation.")
     protocol: ProtocolConfig = Field(default_factory=ProtocolConfig)
+    embedder: EmbedderConfig = Field(default_factory=EmbedderConfig)
+    chroma: ChromaConfig = Field(default_factory=ChromaConfig)
+    llm: LLMConfig = Field(default_factory=LLMConfig)
+    semantic_index: Literal["chroma", "exact"] = Field(
+        "chroma", description="The graph's semantic retrieval: the Chroma index, or exact cosine in numpy."
+    )
+
+    def resource_config(self) -> ResourceConfig:
+        """The part of the settings the graph's resources need."""
+        return ResourceConfig(
+            home=self.home,
+            threads=self.threads,
+            protocol=self.protocol,
+            embedder=self.embedder,
+            llm=self.llm,
+            chroma=self.chroma,
+            semantic_index=self.semantic_index,
+        )
 
 
 def load_settings(**overrides: object) -> Settings:
