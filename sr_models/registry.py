@@ -18,8 +18,10 @@ from pydantic import ValidationError
 from sessiondata.errors import ConfigError
 from sr_models.base import Recommender
 from sr_models.knn import SKNN, SessionKNN
+from sr_models.neural.specs import neural_specs
 from sr_models.popularity import Popularity
 from sr_models.rules import SequentialRules
+from sr_models.semantic import SemanticRecommender
 
 TUNED_DIR = Path(__file__).parent / "tuned"
 
@@ -65,7 +67,19 @@ MODELS: dict[str, ModelSpec] = {
             "row_normalise": [True, False],
         },
     ),
+    "semantic": ModelSpec(
+        "semantic",
+        "LLMSeqSim-style: cosine of title embeddings (MiniLM) to the session's weighted title vector",
+        SemanticRecommender,
+        grid={
+            "mode": ["last", "mean", "recency"],
+            "decay": [0.3, 0.5, 0.7, 0.85],
+            "popularity_weight": [0.0, 0.02, 0.05, 0.1],
+            "candidates": ["all", "train"],
+        },
+    ),
 }
+MODELS.update({name: ModelSpec(name, text, factory, grid) for name, text, factory, grid in neural_specs()})
 
 
 def model_spec(name: str) -> ModelSpec:

@@ -1,0 +1,5 @@
+"""Torch session recommenders (GRU4Rec, SR-GNN, NISER+, MSGAT, SASRec, BERT4Rec) with SemSR-I/-F variants."""
+
+from sr_models.neural.recommender import ENCODERS, NeuralRecommender, load_recommender
+
+__all__ = ["ENCODERS", "NeuralRecommender", "load_recommender"]

@@ -1,0 +1,59 @@
+"""What every torch session encoder provides, so one trainer and one fusion head serve all of them.
+
+An encoder maps right-padded token sequences (B, L) to session representations and owns the output item
+table it is scored against:
+
+* ``example_mode`` says which training examples it learns from: ``"prefix"`` (one target per prefix,
+  SR-GNN/NISER+/MSGAT), ``"sequence"`` (a target at every position of a causal model, GRU4Rec/SASRec) or
+  ``"cloze"`` (masked items, BERT4Rec);
+* ``forward`` returns (B, d) in prefix mode and (B, L, d) otherwise;
+* ``final`` returns (B, d): the representation that scores the item after the whole input (inference);
+* ``logits`` turns representations into scores over the full catalogue (dot product or scaled cosine).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+import torch
+from torch import nn
+
+from sr_models.neural.data import Batch
+
+ExampleMode = Literal["prefix", "sequence", "cloze"]
+
+
+def gather_last(hidden: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """(B, L, d) -> (B, d): the state at each sequence's last real position."""
+    index = (lengths - 1).clamp(min=0)
+    return hidden[torch.arange(hidden.shape[0], device=hidden.device), index]
+
+
+class SessionEncoder(nn.Module):
+    """Base class of the torch encoders; subclasses implement ``forward`` and usually ``item_table``."""
+
+    example_mode: ClassVar[ExampleMode] = "prefix"
+
+    def __init__(self, n_items: int, dim: int) -> None:
+        super().__init__()
+        self.n_items = n_items
+        self.dim = dim
+
+    def item_table(self) -> torch.Tensor:
+        """(n_items, d) output representations of the catalogue (no padding row)."""
+        return self.item.weight[1 : self.n_items + 1]  # type: ignore[attr-defined,index]
+
+    def input_embedding(self) -> nn.Embedding:
+        """The item embedding table SemSR-I initialises from text embeddings (row 0 = padding)."""
+        return self.item  # type: ignore[attr-defined,return-value]
+
+    def logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        return hidden @ self.item_table().T
+
+    def final(self, inputs: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        hidden = self(inputs, lengths)
+        return gather_last(hidden, lengths) if self.example_mode == "sequence" else hidden
+
+    def prepare(self, batch: Batch, generator: torch.Generator) -> Batch:
+        """Turn a training batch into model inputs (BERT4Rec masks items here); identity by default."""
+        return batch

@@ -1,0 +1,163 @@
+"""SemSR's two uses of text embeddings of item titles, shared by every torch model.
+
+* **SemSR-I** (:func:`semantic_init`): the trainable item embedding table starts from the titles' text
+  embeddings, reduced to the model's size by PCA and rescaled to the table's initial spread, so items with
+  similar titles start close together (the LLM2BERT4Rec idea).
+* **SemSR-F** (:class:`FusedEncoder`): frozen text embeddings and the trainable interaction (id) model are
+  combined: a learned projection of the frozen vectors, attention over the session's projected vectors
+  (query: the last item), concatenation with the id model's session representation, and a scaled cosine
+  between the fused session vector and fused item vectors, trained with softmax cross-entropy.
+
+The vectors come from one place, ``embeddings.catalog.embed_catalog`` (MiniLM, cached on disk); the
+``"random"`` source exists for fast tests and development only.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from sessiondata.errors import ConfigError
+from sessiondata.schema import Catalog
+from sr_models.neural.encoder import SessionEncoder
+
+SemanticSource = Literal["minilm", "random"]
+
+
+def load_semantic(catalog: Catalog, source: SemanticSource, *, progress: bool = False) -> np.ndarray:
+    """(n_items, d_text) float32 L2-normalised title embeddings, row = dense item index."""
+    if source == "random":
+        rng = np.random.default_rng(12345)
+        vectors = rng.standard_normal((len(catalog), 384)).astype(np.float32)
+        return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    if source == "minilm":
+        try:
+            from embeddings.catalog import embed_catalog  # the project's one source of title embeddings
+        except ImportError as error:
+            raise ConfigError("semantic_source", source, f"embeddings.catalog is not available: {error}") from None
+        vectors = np.asarray(embed_catalog(catalog, progress=progress), dtype=np.float32)
+        if vectors.shape[0] != len(catalog):
+            raise ConfigError("semantic_source", source, f"gave {vectors.shape[0]} rows for {len(catalog)} items")
+        return vectors
+    raise ConfigError("semantic_source", source, "choose 'minilm' or 'random'")
+
+
+def semantic_init(embedding: nn.Embedding, vectors: np.ndarray) -> None:
+    """SemSR-I: overwrite rows 1..n of ``embedding`` with a PCA of ``vectors`` scaled to the current spread."""
+    n_items, dim = vectors.shape[0], embedding.embedding_dim
+    centred = vectors - vectors.mean(axis=0, keepdims=True)
+    _, _, components = np.linalg.svd(centred, full_matrices=False)
+    keep = min(dim, components.shape[0])
+    reduced = np.zeros((n_items, dim), dtype=np.float32)
+    reduced[:, :keep] = centred @ components[:keep].T
+    with torch.no_grad():
+        current = embedding.weight[1 : n_items + 1]
+        target_std = float(current.std())
+        scaled = torch.from_numpy(reduced) * (target_std / max(float(reduced[:, :keep].std()), 1e-12))
+        if keep < dim:  # more dimensions than the text vectors have: keep random values there
+            scaled[:, keep:] = current[:, keep:]
+        embedding.weight[1 : n_items + 1] = scaled
+
+
+class FusedEncoder(SessionEncoder):
+    """SemSR-F: a base id encoder fused with frozen semantic item vectors (see the module docstring)."""
+
+    def __init__(
+        self,
+        base: SessionEncoder,
+        vectors: np.ndarray | None,
+        *,
+        text_dim: int = 384,
+        sem_dim: int = 64,
+        fused_dim: int = 128,
+        scale: float = 16.0,
+        dropout: float = 0.1,
+        residual: bool = False,
+    ) -> None:
+        super().__init__(base.n_items, fused_dim)
+        if base.example_mode == "cloze":
+            raise ConfigError("semantic", "fusion", f"{type(base).__name__} (cloze training) has no fused variant")
+        self.example_mode = base.example_mode  # type: ignore[misc]
+        self.base = base
+        table = torch.zeros(base.n_items + 1, text_dim)
+        if vectors is not None:
+            table[1:] = torch.from_numpy(np.asarray(vectors, dtype=np.float32))
+        self.register_buffer("text", table)  # frozen: saved with the artefact, never trained
+        self.project = nn.Linear(text_dim, sem_dim)
+        self.query = nn.Linear(sem_dim, sem_dim)
+        self.session_head = nn.Linear(base.dim + 2 * sem_dim, fused_dim)
+        self.item_head = nn.Linear(base.dim + sem_dim, fused_dim)
+        self.dropout = nn.Dropout(dropout)
+        self.scale = scale
+        # optional: add the raw text cosine of the last item to every item (LLMSeqSim's score), weighted by a
+        # learned scalar, so the fused model keeps the full text geometry the 64-d projection may lose
+        self.residual = nn.Parameter(torch.tensor(1.0)) if residual else None
+        self._table_cache: torch.Tensor | None = None
+
+    def input_embedding(self) -> nn.Embedding:
+        return self.base.input_embedding()
+
+    def _semantic_channel(self, inputs: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        projected = self.dropout(self.project(self.text[inputs]))  # (B, L, s)
+        valid = inputs > 0
+        keys = projected.transpose(1, 2)  # (B, s, L)
+        if self.example_mode == "prefix":
+            last = projected[torch.arange(inputs.shape[0], device=inputs.device), (lengths - 1).clamp(min=0)]
+            weights = (self.query(last).unsqueeze(1) @ keys).squeeze(1) / math.sqrt(keys.shape[1])  # (B, L)
+            weights = weights.masked_fill(~valid, float("-inf")).softmax(-1)
+            context = (weights.unsqueeze(-1) * projected).sum(1)
+            return torch.cat([context, last], dim=-1)
+        width = inputs.shape[1]
+        weights = (self.query(projected) @ keys) / math.sqrt(keys.shape[1])  # (B, L, L)
+        future = torch.ones(width, width, dtype=torch.bool, device=inputs.device).triu(1)
+        weights = weights.masked_fill(future | ~valid.unsqueeze(1), float("-inf"))
+        weights = weights.masked_fill(~valid.unsqueeze(-1), 0.0).softmax(-1)  # padded queries: uniform, unused
+        context = weights @ projected
+        return torch.cat([context, projected], dim=-1)
+
+    def forward(self, inputs: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        hidden = self.base(inputs, lengths)
+        fused = F.normalize(self.session_head(torch.cat([hidden, self._semantic_channel(inputs, lengths)], -1)), dim=-1)
+        if self.residual is None:
+            return fused
+        if self.example_mode == "prefix":
+            last = inputs[torch.arange(inputs.shape[0], device=inputs.device), (lengths - 1).clamp(min=0)]
+        else:
+            last = inputs  # each position's own item is the last item of that prefix
+        return torch.cat([fused, self.text[last]], dim=-1)  # the text part is split off again in logits
+
+    def _residual_scores(self, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        if self.residual is None:
+            return hidden, None
+        fused, text = hidden[..., : self.dim], hidden[..., self.dim :]
+        return fused, self.residual * self.scale * (text @ self.text[1 : self.n_items + 1].T)
+
+    def item_table(self) -> torch.Tensor:
+        text = self.project(self.text[1 : self.n_items + 1])
+        return F.normalize(self.item_head(torch.cat([self.base.item_table(), text], dim=-1)), dim=-1)
+
+    def logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        hidden, extra = self._residual_scores(hidden)
+        if self.training or torch.is_grad_enabled():
+            self._table_cache = None
+            table = self.item_table()
+        else:
+            if self._table_cache is None:  # inference: the fused item table is fixed, compute it once
+                self._table_cache = self.item_table()
+            table = self._table_cache
+        scores = self.scale * hidden @ table.T
+        return scores if extra is None else scores + extra
+
+    def train(self, mode: bool = True) -> FusedEncoder:
+        if mode:  # weights may change from here on; eval() keeps a valid cache
+            self._table_cache = None
+        return super().train(mode)
+
+    def _load_from_state_dict(self, *args: object, **kwargs: object) -> None:
+        self._table_cache = None
+        super()._load_from_state_dict(*args, **kwargs)  # type: ignore[arg-type]
