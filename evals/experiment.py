@@ -18,7 +18,18 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sessiondata.errors import ConfigError
 from sessiondata.protocol import ProtocolConfig
 
-DEFAULT_PIPELINES = ("popularity", "sknn", "vsknn", "sr", "semantic", "fused", "fused-rrf", "fused-learned")
+DEFAULT_PIPELINES = (
+    "popularity",
+    "sknn",
+    "vsknn",
+    "sr",
+    "semantic",
+    "sasrec-semf",
+    "fused",
+    "fused-learned",
+    "fused-rrf",
+    "fused-knn",
+)
 
 
 class PipelineRun(BaseModel):
