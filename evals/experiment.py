@@ -24,11 +24,9 @@ DEFAULT_PIPELINES = (
     "vsknn",
     "sr",
     "semantic",
-    "sasrec-semf",
     "fused",
     "fused-learned",
     "fused-rrf",
-    "fused-knn",
 )
 
 

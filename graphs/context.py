@@ -23,7 +23,7 @@ class Context:
         },
     )
     sr_sources: tuple[str, ...] = field(
-        default=("vsknn", "sr", "sasrec-semf"),
+        default=("vsknn", "sr"),
         metadata={"description": "Session models asked through the sr_rerank tool (names from sr_models.registry)."},
     )
     semantic: bool = True
