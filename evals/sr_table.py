@@ -34,13 +34,22 @@ START, END = "<!-- sr-table:start -->", "<!-- sr-table:end -->"
 
 
 def run_one(
-    name: str, seed: int, out: Path, dataset: str, progress: bool, params: dict[str, Any] | None = None, tag: str = ""
+    name: str,
+    seed: int,
+    out: Path,
+    dataset: str,
+    progress: bool,
+    params: dict[str, Any] | None = None,
+    tag: str = "",
+    validate: bool = True,
 ) -> dict[str, Any]:
+    """Fit and evaluate ``name`` with ``seed``: on the validation fold first when ``validate`` (which also
+    records the validated epoch count), then the test-fold refit for the recorded epochs."""
     protocol = build_protocol(load_dataset(dataset, None))
     label = f"{name}{tag}"
     target = out / label / f"seed{seed}"
-    summary: dict[str, Any] = {"model": label, "seed": seed, "dataset": protocol.dataset.name}
-    for fold in ("valid", "test"):
+    summary: dict[str, Any] = {"model": label, "seed": seed, "dataset": protocol.dataset.name, "valid": None}
+    for fold in ("valid", "test") if validate else ("test",):
         started = time.perf_counter()
         overrides = {**(params or {}), "seed": seed, "progress": progress}
         pipeline = build_pipeline(name, protocol, fold, **overrides)  # type: ignore[arg-type]
@@ -96,9 +105,10 @@ def report(out: Path, doc: Path, dataset: str = "amazon-beauty") -> str:
     for name in sorted(rows, key=lambda n: (n.split("-")[0], n)):
         runs = rows[name]
         cells = [_fmt([r["test"]["metrics"][c] for r in runs]) for c in COLUMNS]
-        valid = [_fmt([r["valid"]["metrics"][c] for r in runs]) for c in ("hr@20", "ndcg@20")]
-        epochs = ", ".join(str(r["valid"]["best_epoch"]) for r in runs)
-        speed = _fmt([r["valid"]["seconds_per_epoch"] for r in runs if r["valid"]["seconds_per_epoch"]], 1)
+        validated = [r["valid"] for r in runs if r.get("valid")]
+        valid = [_fmt([v["metrics"][c] for v in validated]) for c in ("hr@20", "ndcg@20")]
+        epochs = ", ".join(str(v["best_epoch"]) for v in validated)
+        speed = _fmt([v["seconds_per_epoch"] for v in validated if v["seconds_per_epoch"]], 1)
         lines.append(f"| {name} | {len(runs)} | " + " | ".join(cells + valid) + f" | {epochs} | {speed} |")
     missing = [name for name, *_ in neural_specs() if name not in rows]
     for name in missing:
@@ -127,6 +137,12 @@ def main() -> None:
     run_parser.add_argument("--progress", action="store_true")
     run_parser.add_argument("--param", action="append", help="Hyper-parameter override KEY=VALUE (JSON value).")
     run_parser.add_argument("--tag", default="", help="Suffix of the row name for runs with --param overrides.")
+    run_parser.add_argument(
+        "--validate-every-seed",
+        action="store_true",
+        help="Run the validation fit for every seed (default: the first seed only; later seeds refit on the"
+        " training sessions for the epochs it validated).",
+    )
     report_parser = sub.add_parser("report")
     report_parser.add_argument("--out", type=Path, default=Path("runs/sr_models"))
     report_parser.add_argument("--doc", type=Path, default=DOC)
@@ -134,8 +150,10 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     if args.command == "run":
         for name in args.model:
-            for seed in args.seed or [0]:
-                run_one(name, seed, args.out, args.dataset, args.progress, parse_params(args.param), args.tag)
+            for position, seed in enumerate(args.seed or [0]):
+                validate = args.validate_every_seed or position == 0
+                params = parse_params(args.param)
+                run_one(name, seed, args.out, args.dataset, args.progress, params, args.tag, validate)
     print(report(args.out, args.doc))
 
 

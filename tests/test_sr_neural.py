@@ -206,3 +206,38 @@ def test_test_fit_without_a_record_validates_first(beauty_slice, tmp_path):
     best = json.loads(records[0].read_text())["best_epoch"]
     assert len(model.history) == best >= 1
     assert all("valid_loss" not in record for record in model.history)  # the test-fold fit saw no validation
+
+
+def test_other_seeds_refit_for_the_epochs_validated_once(beauty_slice, tmp_path, monkeypatch):
+    validated = small_fit(tmp_path, beauty_slice, name="gru4rec", max_epochs=2, patience=5, seed=0)
+    import sr_models.neural.recommender as recommender
+
+    folds = []
+    real_train = recommender.train
+    monkeypatch.setattr(recommender, "train", lambda *a, **k: folds.append(bool(a[3])) or real_train(*a, **k))
+    test_data = TrainData(beauty_slice.sessions[-300:], beauty_slice.catalog, (), "beauty-tiny", "test", "")
+    other = build_model("gru4rec", **TINY, max_epochs=2, patience=5, seed=1, artifact_dir=tmp_path).fit(test_data)
+    assert folds == [False]  # one training run, on the test fold, with no validation fit of its own
+    assert len(other.history) == validated.best_epoch
+    assert other.artifact_path != validated.artifact_path
+
+
+def test_concurrent_fits_of_one_model_train_it_once(beauty_slice, tmp_path, monkeypatch):
+    import threading
+
+    import sr_models.neural.recommender as recommender
+
+    calls = []
+    real_train = recommender.train
+    monkeypatch.setattr(recommender, "train", lambda *a, **k: calls.append(1) or real_train(*a, **k))
+    fitted: list[NeuralRecommender] = []
+    workers = [
+        threading.Thread(target=lambda: fitted.append(small_fit(tmp_path, beauty_slice, name="sasrec")))
+        for _ in range(2)
+    ]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert len(calls) == 1  # the second fit waited for the first and reused its artefact
+    assert len(fitted) == 2 and fitted[0].artifact_path == fitted[1].artifact_path

@@ -10,9 +10,12 @@ default ``.semsr``. The number of epochs chosen on validation is kept beside the
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -73,6 +76,24 @@ def save_artifact(directory: Path, state: dict[str, torch.Tensor], config: dict[
     tmp.write_text(json.dumps({"format_version": FORMAT_VERSION, **config}, indent=2, default=str) + "\n")
     tmp.replace(directory / CONFIG_FILE)
     return directory
+
+
+@contextmanager
+def training_lock(directory: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``directory``'s artefact while it is trained.
+
+    Pipelines that run side by side (``semsr run`` evaluates several fused pipelines at once) would
+    otherwise each train the same model; with the lock the second waits and then reuses the first's
+    artefact. ``flock`` locks are released by the kernel if the process dies, so a killed run never
+    leaves a stale lock behind.
+    """
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    with (directory.parent / f"{directory.name}.lock").open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def is_complete(directory: Path) -> bool:
