@@ -99,7 +99,7 @@ def measure(name: str, train_batches: int, single: int, threads: int) -> dict[st
     throughput = n_scored / (time.perf_counter() - started)
     from sr_models.neural.artifacts import ArtifactStore, default_root
 
-    best_epoch = ArtifactStore(default_root()).read_epochs(protocol.dataset.name, model.name, model.params())
+    best_epoch = ArtifactStore(default_root()).read_epochs(protocol.dataset.name, model.name, model.epoch_params())
     return {
         "model": name,
         "params": {k: model.params()[k] for k in ("dim", "max_len", "batch_size")},

@@ -50,11 +50,15 @@ LEARNERS = [
     ("bert4rec", {"dropout": 0.1}),
     ("niser-semf", {}),
     ("sasrec-semf", {"dropout": 0.1, "fusion_dropout": 0.0, "max_epochs": 4}),
+    ("sasrec-semi", {"dropout": 0.2}),
+    ("sasrec-semf", {"dropout": 0.1, "fusion_dropout": 0.0, "max_epochs": 4, "fusion_init": True}),
 ]
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("name", "extra"), LEARNERS, ids=[name for name, _ in LEARNERS])
+@pytest.mark.parametrize(
+    ("name", "extra"), LEARNERS, ids=[name + ("+init" if extra.get("fusion_init") else "") for name, extra in LEARNERS]
+)
 def test_model_learns_on_real_beauty_slice(name, extra, beauty_slice, tmp_path):
     settings = {"max_epochs": 3, "patience": 4, "artifact_dir": tmp_path, **TINY, **extra}
     model = build_model(name, **settings)

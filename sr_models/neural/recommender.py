@@ -105,8 +105,8 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "batch_size": 256,
         "lr": 2e-3,
         "model": {"n_layers": 2, "n_heads": 2},
-        "max_epochs": 60,
-        "patience": 4,
+        "max_epochs": 150,  # cloze training learns from ~1/4 of the positions per epoch: cheap, slow epochs
+        "patience": 10,  # validation NDCG is noisy epoch to epoch; patience 4 stopped it at epoch 26
     },
 }
 RUNTIME = ("device", "threads", "progress", "cache", "artifact_dir", "deterministic")
@@ -154,6 +154,7 @@ class NeuralRecommender(Recommender):
         fusion_scale: float = 16.0,
         fusion_dropout: float = 0.1,
         fusion_residual: bool = False,
+        fusion_init: bool = False,
         model: dict[str, Any] | None = None,
         seed: int = 0,
         device: str = "auto",
@@ -198,6 +199,8 @@ class NeuralRecommender(Recommender):
             )
             if fusion_residual:  # only recorded when on, so keys of earlier artefacts stay valid
                 self.hyper["fusion_residual"] = True
+            if fusion_init:  # SemSR-F on an id table that also starts from the text vectors (SemSR-I)
+                self.hyper["fusion_init"] = True
         accepted = {
             name
             for name, p in inspect.signature(ENCODERS[architecture].__init__).parameters.items()
@@ -230,7 +233,7 @@ class NeuralRecommender(Recommender):
     def build_encoder(self, n_items: int, vectors: np.ndarray | None) -> SessionEncoder:
         h = self.hyper
         encoder = ENCODERS[self.architecture](n_items, h["dim"], h["max_len"], h["dropout"], **h["model"])
-        if h["semantic"] == "init" and vectors is not None:
+        if (h["semantic"] == "init" or h.get("fusion_init")) and vectors is not None:
             semantic_init(encoder.input_embedding(), vectors)
         if h["semantic"] == "fusion":
             encoder = FusedEncoder(
