@@ -52,13 +52,16 @@ LEARNERS = [
     ("sasrec-semf", {"dropout": 0.1, "fusion_dropout": 0.0, "max_epochs": 4}),
     ("sasrec-semi", {"dropout": 0.2}),
     ("sasrec-semf", {"dropout": 0.1, "fusion_dropout": 0.0, "max_epochs": 4, "fusion_init": True}),
+    ("gru4rec-semf", {"dropout": 0.1, "fusion_dropout": 0.0, "fusion_head": "late"}),
 ]
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(
-    ("name", "extra"), LEARNERS, ids=[name + ("+init" if extra.get("fusion_init") else "") for name, extra in LEARNERS]
-)
+def _learner_id(name: str, extra: dict) -> str:
+    return name + "".join(f"+{key}" for key in ("fusion_init", "fusion_head") if key in extra)
+
+
+@pytest.mark.parametrize(("name", "extra"), LEARNERS, ids=[_learner_id(name, extra) for name, extra in LEARNERS])
 def test_model_learns_on_real_beauty_slice(name, extra, beauty_slice, tmp_path):
     settings = {"max_epochs": 3, "patience": 4, "artifact_dir": tmp_path, **TINY, **extra}
     model = build_model(name, **settings)

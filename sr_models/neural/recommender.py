@@ -47,7 +47,7 @@ from sr_models.neural.encoder import SessionEncoder
 from sr_models.neural.gru4rec import GRU4RecEncoder
 from sr_models.neural.msgat import MSGATEncoder
 from sr_models.neural.sasrec import SASRecEncoder
-from sr_models.neural.semantic import FusedEncoder, load_semantic, semantic_init
+from sr_models.neural.semantic import FusedEncoder, LateFusedEncoder, load_semantic, semantic_init
 from sr_models.neural.srgnn import SRGNNEncoder
 from sr_models.neural.trainer import TrainConfig, score_tokens, seed_everything, train
 
@@ -155,6 +155,7 @@ class NeuralRecommender(Recommender):
         fusion_dropout: float = 0.1,
         fusion_residual: bool = False,
         fusion_init: bool = False,
+        fusion_head: Literal["concat", "late"] = "concat",
         model: dict[str, Any] | None = None,
         seed: int = 0,
         device: str = "auto",
@@ -201,6 +202,10 @@ class NeuralRecommender(Recommender):
                 self.hyper["fusion_residual"] = True
             if fusion_init:  # SemSR-F on an id table that also starts from the text vectors (SemSR-I)
                 self.hyper["fusion_init"] = True
+            if fusion_head not in ("concat", "late"):
+                raise ConfigError("fusion_head", fusion_head, "choose 'concat' or 'late'")
+            if fusion_head == "late":  # id scores + a semantic cosine channel (LateFusedEncoder)
+                self.hyper["fusion_head"] = "late"
         accepted = {
             name
             for name, p in inspect.signature(ENCODERS[architecture].__init__).parameters.items()
@@ -235,7 +240,16 @@ class NeuralRecommender(Recommender):
         encoder = ENCODERS[self.architecture](n_items, h["dim"], h["max_len"], h["dropout"], **h["model"])
         if (h["semantic"] == "init" or h.get("fusion_init")) and vectors is not None:
             semantic_init(encoder.input_embedding(), vectors)
-        if h["semantic"] == "fusion":
+        if h["semantic"] == "fusion" and h.get("fusion_head") == "late":
+            encoder = LateFusedEncoder(
+                encoder,
+                vectors,
+                text_dim=vectors.shape[1] if vectors is not None else 384,
+                sem_dim=h["sem_dim"],
+                scale=h["fusion_scale"],
+                dropout=h["fusion_dropout"],
+            )
+        elif h["semantic"] == "fusion":
             encoder = FusedEncoder(
                 encoder,
                 vectors,

@@ -161,3 +161,47 @@ class FusedEncoder(SessionEncoder):
     def _load_from_state_dict(self, *args: object, **kwargs: object) -> None:
         self._table_cache = None
         super()._load_from_state_dict(*args, **kwargs)  # type: ignore[arg-type]
+
+
+class LateFusedEncoder(FusedEncoder):
+    """SemSR-F, late variant (``fusion_head="late"``): the id model keeps its own scores (dot product, so
+    item popularity stays in the norms) and the semantic channel adds a learned-weight, scaled cosine
+    between the session's attention-pooled frozen title vectors and each item's projected title vector.
+
+    The concatenating head of :class:`FusedEncoder` puts both sides through one cosine, which on Beauty
+    scored below SemSR-I on validation; this head can only add the text signal to the id model's scores.
+    """
+
+    def __init__(
+        self,
+        base: SessionEncoder,
+        vectors: np.ndarray | None,
+        *,
+        text_dim: int = 384,
+        sem_dim: int = 64,
+        scale: float = 16.0,
+        dropout: float = 0.1,
+    ) -> None:
+        super().__init__(base, vectors, text_dim=text_dim, sem_dim=sem_dim, scale=scale, dropout=dropout)
+        self.session_head = nn.Linear(2 * sem_dim, sem_dim)
+        self.item_head = None  # type: ignore[assignment]
+        self.weight = nn.Parameter(torch.tensor(1.0))
+
+    def forward(self, inputs: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        hidden = self.base(inputs, lengths)
+        semantic = F.normalize(self.session_head(self._semantic_channel(inputs, lengths)), dim=-1)
+        return torch.cat([hidden, semantic], dim=-1)
+
+    def item_table(self) -> torch.Tensor:
+        return F.normalize(self.project(self.text[1 : self.n_items + 1]), dim=-1)
+
+    def logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        own, semantic = hidden[..., : self.base.dim], hidden[..., self.base.dim :]
+        if self.training or torch.is_grad_enabled():
+            self._table_cache = None
+            table = self.item_table()
+        else:
+            if self._table_cache is None:
+                self._table_cache = self.item_table()
+            table = self._table_cache
+        return self.base.logits(own) + self.weight * self.scale * semantic @ table.T
