@@ -248,3 +248,12 @@ def test_concurrent_fits_of_one_model_train_it_once(beauty_slice, tmp_path, monk
         worker.join()
     assert len(calls) == 1  # the second fit waited for the first and reused its artefact
     assert len(fitted) == 2 and fitted[0].artifact_path == fitted[1].artifact_path
+
+
+def test_a_reused_validation_artefact_restores_a_missing_epoch_record(beauty_slice, tmp_path):
+    model = small_fit(tmp_path, beauty_slice, name="gru4rec", max_epochs=2, patience=5)
+    records = list((tmp_path / "beauty-tiny").glob("gru4rec-*.epochs.json"))
+    assert len(records) == 1
+    records[0].unlink()
+    small_fit(tmp_path, beauty_slice, name="gru4rec", max_epochs=2, patience=5)  # cache hit
+    assert json.loads(records[0].read_text())["best_epoch"] == model.best_epoch

@@ -309,6 +309,10 @@ class NeuralRecommender(Recommender):
             if self.runtime["cache"] and is_complete(directory):
                 log.info("%s: reusing trained artefact %s", self.name, directory)
                 self._load(directory)
+                if data.valid_cases and store.read_epochs(data.dataset, self.name, self.epoch_params()) is None:
+                    # a validation-fold artefact from before the record existed (or whose record was deleted)
+                    record = {"best_epoch": self.best_epoch, "seed": self.hyper["seed"], "history": self.history}
+                    store.write_epochs(data.dataset, self.name, self.epoch_params(), record)
                 return self
             return self._fit(data, store, params, directory)
 
