@@ -41,6 +41,7 @@ def popularity_hr20(data: TrainData) -> float:
     return float(np.mean(hits))
 
 
+CONCAT_HEAD = {"fusion_head": "concat", "fusion_init": False}  # SemSR-F's concatenating head
 LEARNERS = [
     ("gru4rec", {"dropout": 0.1}),
     ("srgnn", {}),
@@ -51,14 +52,14 @@ LEARNERS = [
     ("niser-semf", {}),
     ("sasrec-semf", {"dropout": 0.1, "fusion_dropout": 0.0, "max_epochs": 4}),
     ("sasrec-semi", {"dropout": 0.2}),
-    ("sasrec-semf", {"dropout": 0.1, "fusion_dropout": 0.0, "max_epochs": 4, "fusion_init": True}),
-    ("gru4rec-semf", {"dropout": 0.1, "fusion_dropout": 0.0, "fusion_head": "late"}),
+    ("sasrec-semf", {"dropout": 0.1, "fusion_dropout": 0.0, "max_epochs": 4, **CONCAT_HEAD}),
+    ("gru4rec-semf", {"dropout": 0.1, "fusion_dropout": 0.0}),
 ]
 
 
 @pytest.mark.slow
 def _learner_id(name: str, extra: dict) -> str:
-    return name + "".join(f"+{key}" for key in ("fusion_init", "fusion_head") if key in extra)
+    return name + "".join(f"+{key}={extra[key]}" for key in ("fusion_head", "fusion_init") if key in extra)
 
 
 @pytest.mark.parametrize(("name", "extra"), LEARNERS, ids=[_learner_id(name, extra) for name, extra in LEARNERS])

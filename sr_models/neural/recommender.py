@@ -154,8 +154,8 @@ class NeuralRecommender(Recommender):
         fusion_scale: float = 16.0,
         fusion_dropout: float = 0.1,
         fusion_residual: bool = False,
-        fusion_init: bool = False,
-        fusion_head: Literal["concat", "late"] = "concat",
+        fusion_init: bool = True,
+        fusion_head: Literal["concat", "late"] = "late",
         model: dict[str, Any] | None = None,
         seed: int = 0,
         device: str = "auto",
@@ -200,7 +200,10 @@ class NeuralRecommender(Recommender):
             )
             if fusion_residual:  # only recorded when on, so keys of earlier artefacts stay valid
                 self.hyper["fusion_residual"] = True
-            if fusion_init:  # SemSR-F on an id table that also starts from the text vectors (SemSR-I)
+            # SemSR-F's defaults were chosen on validation (docs/sr_models.md): the late head on an id table
+            # that also starts from the text vectors. ``fusion_head="concat", fusion_init=False`` is the
+            # concatenating head; both are recorded only when they differ from it, so its keys stay valid.
+            if fusion_init:
                 self.hyper["fusion_init"] = True
             if fusion_head not in ("concat", "late"):
                 raise ConfigError("fusion_head", fusion_head, "choose 'concat' or 'late'")
