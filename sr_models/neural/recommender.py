@@ -243,26 +243,19 @@ class NeuralRecommender(Recommender):
         encoder = ENCODERS[self.architecture](n_items, h["dim"], h["max_len"], h["dropout"], **h["model"])
         if (h["semantic"] == "init" or h.get("fusion_init")) and vectors is not None:
             semantic_init(encoder.input_embedding(), vectors)
-        if h["semantic"] == "fusion" and h.get("fusion_head") == "late":
-            encoder = LateFusedEncoder(
-                encoder,
-                vectors,
-                text_dim=vectors.shape[1] if vectors is not None else 384,
-                sem_dim=h["sem_dim"],
-                scale=h["fusion_scale"],
-                dropout=h["fusion_dropout"],
-            )
-        elif h["semantic"] == "fusion":
-            encoder = FusedEncoder(
-                encoder,
-                vectors,
-                text_dim=vectors.shape[1] if vectors is not None else 384,
-                sem_dim=h["sem_dim"],
-                fused_dim=h["fused_dim"],
-                scale=h["fusion_scale"],
-                dropout=h["fusion_dropout"],
-                residual=h.get("fusion_residual", False),
-            )
+        if h["semantic"] == "fusion":
+            text_dim = vectors.shape[1] if vectors is not None else 384
+            shared = {
+                "text_dim": text_dim,
+                "sem_dim": h["sem_dim"],
+                "scale": h["fusion_scale"],
+                "dropout": h["fusion_dropout"],
+            }
+            if h.get("fusion_head") == "late":
+                encoder = LateFusedEncoder(encoder, vectors, **shared)
+            else:
+                residual = h.get("fusion_residual", False)
+                encoder = FusedEncoder(encoder, vectors, fused_dim=h["fused_dim"], residual=residual, **shared)
         return encoder
 
     def examples(self, data: TrainData) -> Examples:

@@ -143,15 +143,17 @@ class FusedEncoder(SessionEncoder):
 
     def logits(self, hidden: torch.Tensor) -> torch.Tensor:
         hidden, extra = self._residual_scores(hidden)
+        scores = self.scale * hidden @ self._scoring_table().T
+        return scores if extra is None else scores + extra
+
+    def _scoring_table(self) -> torch.Tensor:
+        """:meth:`item_table`, computed once at inference (it is fixed then) and afresh while training."""
         if self.training or torch.is_grad_enabled():
             self._table_cache = None
-            table = self.item_table()
-        else:
-            if self._table_cache is None:  # inference: the fused item table is fixed, compute it once
-                self._table_cache = self.item_table()
-            table = self._table_cache
-        scores = self.scale * hidden @ table.T
-        return scores if extra is None else scores + extra
+            return self.item_table()
+        if self._table_cache is None:
+            self._table_cache = self.item_table()
+        return self._table_cache
 
     def train(self, mode: bool = True) -> FusedEncoder:
         if mode:  # weights may change from here on; eval() keeps a valid cache
@@ -197,11 +199,4 @@ class LateFusedEncoder(FusedEncoder):
 
     def logits(self, hidden: torch.Tensor) -> torch.Tensor:
         own, semantic = hidden[..., : self.base.dim], hidden[..., self.base.dim :]
-        if self.training or torch.is_grad_enabled():
-            self._table_cache = None
-            table = self.item_table()
-        else:
-            if self._table_cache is None:
-                self._table_cache = self.item_table()
-            table = self._table_cache
-        return self.base.logits(own) + self.weight * self.scale * semantic @ table.T
+        return self.base.logits(own) + self.weight * self.scale * semantic @ self._scoring_table().T
