@@ -101,6 +101,15 @@ def test_artifact_round_trip_without_pickle(beauty_slice, tmp_path, monkeypatch)
     assert loaded.name == "niser-semf"
 
 
+def test_concatenating_head_artifact_loads_as_that_head(beauty_slice, tmp_path):
+    model = small_fit(tmp_path, beauty_slice, name="sasrec-semf", **CONCAT_HEAD)
+    assert "fusion_head" not in model.params()  # recorded like the artefacts from before the late head
+    prompts = [c.prompt for c in beauty_slice.valid_cases[:5]]
+    loaded = load_recommender(model.artifact_path, device="cpu", threads=1)
+    assert type(loaded.encoder).__name__ == "FusedEncoder"
+    np.testing.assert_allclose(loaded.score(prompts), model.score(prompts), rtol=1e-5, atol=1e-5)
+
+
 def test_artifact_with_unknown_model_is_rejected(beauty_slice, tmp_path):
     model = small_fit(tmp_path, beauty_slice, name="sasrec")
     config_path = model.artifact_path / "config.json"

@@ -201,8 +201,9 @@ class NeuralRecommender(Recommender):
             if fusion_residual:  # only recorded when on, so keys of earlier artefacts stay valid
                 self.hyper["fusion_residual"] = True
             # SemSR-F's defaults were chosen on validation (docs/sr_models.md): the late head on an id table
-            # that also starts from the text vectors. ``fusion_head="concat", fusion_init=False`` is the
-            # concatenating head; both are recorded only when they differ from it, so its keys stay valid.
+            # that also starts from the text vectors. Only those settings are recorded: a concatenating-head
+            # model (``fusion_head="concat", fusion_init=False``) records neither, so its keys match the
+            # artefacts trained before the late head existed, and ``constructor_args`` reads their absence.
             if fusion_init:
                 self.hyper["fusion_init"] = True
             if fusion_head not in ("concat", "late"):
@@ -356,7 +357,7 @@ class NeuralRecommender(Recommender):
             return recorded
         log.info("%s: no validated epoch count yet; fitting on a validation split first", self.name)
         validation = validation_split(data)
-        twin = NeuralRecommender(self.architecture, **{k: v for k, v in self.hyper.items() if k in _INIT_KEYS})
+        twin = NeuralRecommender(self.architecture, **constructor_args(self.hyper))
         twin.runtime = dict(self.runtime)
         twin.fit(validation)
         return max(1, twin.best_epoch)
@@ -389,6 +390,19 @@ class NeuralRecommender(Recommender):
 _INIT_KEYS = set(inspect.signature(NeuralRecommender.__init__).parameters) - {"self", "architecture"}
 
 
+def constructor_args(params: dict[str, Any]) -> dict[str, Any]:
+    """Recorded hyper-parameters (``params()``/``hyper``) back to ``NeuralRecommender`` arguments.
+
+    SemSR-F settings absent from a fusion model's record mean the concatenating head without text
+    initialisation (see ``__init__``), not today's defaults.
+    """
+    kwargs = {k: v for k, v in params.items() if k in _INIT_KEYS and v is not None}
+    if params.get("semantic") == "fusion":
+        kwargs.setdefault("fusion_head", "concat")
+        kwargs.setdefault("fusion_init", False)
+    return kwargs
+
+
 def load_recommender(directory: str | Path, *, device: str = "auto", threads: int | None = None) -> NeuralRecommender:
     """A fitted recommender from an artefact directory (safetensors + JSON only; no code runs)."""
     _, config = read_artifact(directory)
@@ -396,8 +410,7 @@ def load_recommender(directory: str | Path, *, device: str = "auto", threads: in
     architecture = params.pop("architecture", None)
     if architecture not in ENCODERS:
         raise ConfigError("architecture", architecture, f"artefact {directory} names an unknown model")
-    kwargs = {k: v for k, v in params.items() if k in _INIT_KEYS and v is not None}
-    model = NeuralRecommender(architecture, **kwargs, device=device, threads=threads, cache=False)
+    model = NeuralRecommender(architecture, **constructor_args(params), device=device, threads=threads, cache=False)
     model._setup()
     model._load(Path(directory))
     return model
