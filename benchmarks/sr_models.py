@@ -30,19 +30,10 @@ from typing import Any
 
 import numpy as np
 
+from sr_models.neural.specs import neural_specs
+
 RESULTS = Path(__file__).parent / "results"
-MODELS = [
-    "gru4rec",
-    "srgnn",
-    "niser",
-    "niser-semi",
-    "niser-semf",
-    "msgat",
-    "sasrec",
-    "sasrec-semi",
-    "sasrec-semf",
-    "bert4rec",
-]
+MODELS = [name for name, *_ in neural_specs()]  # every torch model and SemSR variant
 RECBOLE_SECONDS_PER_EPOCH = {"gru4rec": 156, "srgnn": 270, "sasrec": 473, "bert4rec": 1087}
 
 

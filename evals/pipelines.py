@@ -86,6 +86,10 @@ def build_pipeline(
     pipeline gets a context (``overrides`` are context fields); a fusion that must be fitted on the
     validation fold and is not yet is fitted first (the test split is never used for that).
     """
+    if name in MODELS:  # a plain recommender: no LangGraph import (it also runs where only torch is installed)
+        model = build_model(name, protocol.dataset.name, **overrides)
+        model.fit(train_data(protocol, fold))
+        return RecommenderPipeline(name, model)
     from evals.graph_pipelines import FUSION_FIT_LIMIT, GRAPH_PIPELINES, GraphPipeline, graph_context
 
     if name in GRAPH_PIPELINES:

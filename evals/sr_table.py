@@ -8,6 +8,7 @@ published numbers and rewrites the table block of ``docs/sr_models.md``.
 
     python -m evals.sr_table run --model niser --model niser-semf --seed 0 --seed 1 --seed 2
     python -m evals.sr_table run --model sasrec-semf --param fusion_residual=true --tag +residual
+    python -m evals.sr_table run --model niser-semf --param lr=0.001 --tag +lr1e-3 --valid-only --out runs/tuning
     python -m evals.sr_table report
 """
 
@@ -42,14 +43,18 @@ def run_one(
     params: dict[str, Any] | None = None,
     tag: str = "",
     validate: bool = True,
+    valid_only: bool = False,
 ) -> dict[str, Any]:
     """Fit and evaluate ``name`` with ``seed``: on the validation fold first when ``validate`` (which also
-    records the validated epoch count), then the test-fold refit for the recorded epochs."""
+    records the validated epoch count), then the test-fold refit for the recorded epochs. ``valid_only``
+    stops after the validation fold: a tuning run that never sees the test split."""
     protocol = build_protocol(load_dataset(dataset, None))
     label = f"{name}{tag}"
     target = out / label / f"seed{seed}"
     summary: dict[str, Any] = {"model": label, "seed": seed, "dataset": protocol.dataset.name, "valid": None}
-    for fold in ("valid", "test") if validate else ("test",):
+    summary["test"] = None
+    folds = ("valid",) if valid_only else ("valid", "test") if validate else ("test",)
+    for fold in folds:
         started = time.perf_counter()
         overrides = {**(params or {}), "seed": seed, "progress": progress}
         pipeline = build_pipeline(name, protocol, fold, **overrides)  # type: ignore[arg-type]
@@ -68,10 +73,21 @@ def run_one(
             "artifact": str(getattr(model, "artifact_path", "")),
         }
         summary["params"] = model.params()
+        summary["device"] = str(getattr(model, "device", "cpu"))  # seconds per epoch mean little without it
         logging.info("%s seed %d %s: %s", name, seed, fold, summary[fold]["metrics"])
     target.mkdir(parents=True, exist_ok=True)
     (target / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
+
+
+def record_path(name: str, dataset: str, params: dict[str, Any]) -> Path:
+    """Where a validation fit of ``name`` with ``params`` records its best epoch (seeds share the record)."""
+    from sr_models.registry import build_model
+
+    model = build_model(name, dataset, **params)
+    if not hasattr(model, "epoch_params"):
+        raise ValueError(f"{name} is not a torch model: it has no validated epoch record")
+    return model._store().epochs_path(dataset, model.name, model.epoch_params())  # type: ignore[attr-defined]
 
 
 def parse_params(pairs: list[str] | None) -> dict[str, Any]:
@@ -94,13 +110,15 @@ def _fmt(values: list[float], digits: int = 4) -> str:
     return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
 
 
-def report(out: Path, doc: Path, dataset: str = "amazon-beauty") -> str:
+def report(out: Path, doc: Path | None, dataset: str = "amazon-beauty") -> str:
+    """The markdown table of every ``summary.json`` under ``out``; rewrites the table block of ``doc``."""
     rows: dict[str, list[dict[str, Any]]] = {}
     for path in sorted(out.glob("*/seed*/summary.json")):
         summary = json.loads(path.read_text())
-        rows.setdefault(summary["model"], []).append(summary)
+        if summary.get("test"):  # tuning runs (``--valid-only``) have no test numbers to tabulate
+            rows.setdefault(summary["model"], []).append(summary)
     header = "| model | seeds | " + " | ".join(f"test {c}" for c in COLUMNS) + " | valid hr@20 | valid ndcg@20 |"
-    header += " epochs (valid best) | s/epoch (valid fit) |"
+    header += " epochs (valid best) | s/epoch (valid fit) | device |"
     lines = [header, "|" + "---|" * (header.count("|") - 1)]
     for name in sorted(rows, key=lambda n: (n.split("-")[0], n)):
         runs = rows[name]
@@ -109,15 +127,16 @@ def report(out: Path, doc: Path, dataset: str = "amazon-beauty") -> str:
         valid = [_fmt([v["metrics"][c] for v in validated]) for c in ("hr@20", "ndcg@20")]
         epochs = ", ".join(str(v["best_epoch"]) for v in validated)
         speed = _fmt([v["seconds_per_epoch"] for v in validated if v["seconds_per_epoch"]], 1)
-        lines.append(f"| {name} | {len(runs)} | " + " | ".join(cells + valid) + f" | {epochs} | {speed} |")
+        devices = ", ".join(sorted({r.get("device", "cpu") for r in runs}))  # summaries before the field: CPU
+        lines.append(f"| {name} | {len(runs)} | " + " | ".join(cells + valid) + f" | {epochs} | {speed} | {devices} |")
     missing = [name for name, *_ in neural_specs() if name not in rows]
     for name in missing:
-        lines.append(f"| {name} | 0 | " + " | ".join(["not run"] * len(COLUMNS)) + " | – | – | – | – |")
+        lines.append(f"| {name} | 0 | " + " | ".join(["not run"] * len(COLUMNS)) + " | – | – | – | – | – |")
     for name, metrics in published_metrics(dataset).items():
         cells = [f"{metrics[c]:.4f}" for c in COLUMNS]
-        lines.append(f"| *published {name}* | – | " + " | ".join(cells) + " | – | – | – | – |")
+        lines.append(f"| *published {name}* | – | " + " | ".join(cells) + " | – | – | – | – | – |")
     table = "\n".join(lines) + "\n"
-    if doc.exists():
+    if doc is not None and doc.exists():
         text = doc.read_text()
         if START in text and END in text:
             head, rest = text.split(START, 1)
@@ -143,18 +162,36 @@ def main() -> None:
         help="Run the validation fit for every seed (default: the first seed only; later seeds refit on the"
         " training sessions for the epochs it validated).",
     )
+    run_parser.add_argument(
+        "--skip-validation",
+        action="store_true",
+        help="No validation fit for any seed: refit for the epoch count an earlier run validated (parallel seeds).",
+    )
+    run_parser.add_argument(
+        "--valid-only",
+        action="store_true",
+        help="Tuning: fit and evaluate on the validation fold only (never the test split).",
+    )
+    record_parser = sub.add_parser("record", help="Print the path of the validated-epoch record a run writes.")
+    record_parser.add_argument("--model", required=True)
+    record_parser.add_argument("--dataset", default="amazon-beauty")
+    record_parser.add_argument("--param", action="append")
     report_parser = sub.add_parser("report")
     report_parser.add_argument("--out", type=Path, default=Path("runs/sr_models"))
     report_parser.add_argument("--doc", type=Path, default=DOC)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    if args.command == "record":
+        print(record_path(args.model, args.dataset, parse_params(args.param)))
+        return
     if args.command == "run":
         for name in args.model:
             for position, seed in enumerate(args.seed or [0]):
-                validate = args.validate_every_seed or position == 0
+                validate = args.validate_every_seed or (position == 0 and not args.skip_validation)
                 params = parse_params(args.param)
-                run_one(name, seed, args.out, args.dataset, args.progress, params, args.tag, validate)
-    print(report(args.out, args.doc))
+                run_one(name, seed, args.out, args.dataset, args.progress, params, args.tag, validate, args.valid_only)
+    # ``run`` only prints the table: runs side by side (experiments/sr_table_parallel.sh) must not race on the doc
+    print(report(args.out, args.doc if args.command == "report" else None))
 
 
 if __name__ == "__main__":

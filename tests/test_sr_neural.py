@@ -54,14 +54,15 @@ LEARNERS = [
     ("sasrec-semi", {"dropout": 0.2}),
     ("sasrec-semf", {"dropout": 0.1, "fusion_dropout": 0.0, "max_epochs": 4, **CONCAT_HEAD}),
     ("gru4rec-semf", {"dropout": 0.1, "fusion_dropout": 0.0}),
+    ("msgat-semf", {"fusion_dropout": 0.0}),  # the best model of the Beauty table (docs/sr_models.md)
 ]
 
 
-@pytest.mark.slow
 def _learner_id(name: str, extra: dict) -> str:
     return name + "".join(f"+{key}={extra[key]}" for key in ("fusion_head", "fusion_init") if key in extra)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("name", "extra"), LEARNERS, ids=[_learner_id(name, extra) for name, extra in LEARNERS])
 def test_model_learns_on_real_beauty_slice(name, extra, beauty_slice, tmp_path):
     settings = {"max_epochs": 3, "patience": 4, "artifact_dir": tmp_path, **TINY, **extra}
@@ -267,3 +268,14 @@ def test_a_reused_validation_artefact_restores_a_missing_epoch_record(beauty_sli
     records[0].unlink()
     small_fit(tmp_path, beauty_slice, name="gru4rec", max_epochs=2, patience=5)  # cache hit
     assert json.loads(records[0].read_text())["best_epoch"] == model.best_epoch
+
+
+def test_record_path_names_the_record_a_validation_fit_writes(beauty_slice, tmp_path):
+    from evals.sr_table import record_path
+
+    params = {**TINY, "max_epochs": 1, "artifact_dir": tmp_path}
+    expected = record_path("gru4rec", "beauty-tiny", {**params, "seed": 7})  # the record is shared by seeds
+    assert not expected.exists()
+    small_fit(tmp_path, beauty_slice, name="gru4rec", seed=0)
+    assert expected.exists() and json.loads(expected.read_text())["seed"] == 0
+    assert record_path("gru4rec", "beauty-tiny", {**params, "dim": 16}) != expected
