@@ -25,8 +25,8 @@ GRAPH_PIPELINES: dict[str, dict[str, Any]] = {
     "fused-learned": {"use_llm": False, "fusion": "learned"},
     "fused-llm": {"use_llm": True, "fusion": "weighted"},
     "graph-sr": {"use_llm": False, "semantic": False, "fusion": "weighted"},
-    # opt-in: adds the SASRec-F torch model as a source (better on validation, but trains for ~20 min on 2 cores)
-    "fused-neural": {"use_llm": False, "fusion": "weighted", "sr_sources": ("vsknn", "sr", "sasrec-semf")},
+    # opt-in: adds MSGAT-F, the best torch model (docs/sr_models.md), as a source; it trains for ~15 min on 2 cores
+    "fused-neural": {"use_llm": False, "fusion": "weighted", "sr_sources": ("vsknn", "sr", "msgat-semf")},
 }
 
 

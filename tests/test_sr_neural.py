@@ -55,6 +55,10 @@ LEARNERS = [
     ("sasrec-semf", {"dropout": 0.1, "fusion_dropout": 0.0, "max_epochs": 4, **CONCAT_HEAD}),
     ("gru4rec-semf", {"dropout": 0.1, "fusion_dropout": 0.0}),
     ("msgat-semf", {"fusion_dropout": 0.0}),  # the best model of the Beauty table (docs/sr_models.md)
+    ("niser-semi", {}),
+    ("msgat-semi", {}),
+    ("gru4rec-semi", {"dropout": 0.1}),
+    ("bert4rec-semi", {"dropout": 0.1}),
 ]
 
 
