@@ -86,20 +86,17 @@ def build_pipeline(
     pipeline gets a context (``overrides`` are context fields); a fusion that must be fitted on the
     validation fold and is not yet is fitted first (the test split is never used for that).
     """
-    if name in MODELS:  # a plain recommender: no LangGraph import (it also runs where only torch is installed)
-        model = build_model(name, protocol.dataset.name, **overrides)
-        model.fit(train_data(protocol, fold))
-        return RecommenderPipeline(name, model)
-    from evals.graph_pipelines import FUSION_FIT_LIMIT, GRAPH_PIPELINES, GraphPipeline, graph_context
+    if name not in MODELS:  # registry models never import LangGraph (the table runs where only torch is)
+        from evals.graph_pipelines import FUSION_FIT_LIMIT, GRAPH_PIPELINES, GraphPipeline, graph_context
 
-    if name in GRAPH_PIPELINES:
-        context = graph_context(name, protocol.dataset.name, fold, **overrides)
-        if context.fusion != "rrf" and fold == "test":
-            from evals.fusion_fit import fit_fusion, fusion_is_fitted
+        if name in GRAPH_PIPELINES:
+            context = graph_context(name, protocol.dataset.name, fold, **overrides)
+            if context.fusion != "rrf" and fold == "test":
+                from evals.fusion_fit import fit_fusion, fusion_is_fitted
 
-            if not fusion_is_fitted(protocol, context):
-                fit_fusion(protocol, name, progress=progress, limit=FUSION_FIT_LIMIT.get(name))
-        return GraphPipeline(name, context)
+                if not fusion_is_fitted(protocol, context):
+                    fit_fusion(protocol, name, progress=progress, limit=FUSION_FIT_LIMIT.get(name))
+            return GraphPipeline(name, context)
     if name in AGENT_PIPELINES:
         model = AGENT_PIPELINES[name][0](**overrides)
     else:

@@ -32,6 +32,7 @@ from sr_models.neural.specs import neural_specs
 COLUMNS = ("hr@20", "ndcg@20", "mrr@20", "hr@10", "ndcg@10", "mrr@10", "coverage@20")
 DOC = Path("docs/sr_models.md")
 START, END = "<!-- sr-table:start -->", "<!-- sr-table:end -->"
+NO_RUN_CELLS = " | – | – | – | – | – |"  # valid hr, valid ndcg, epochs, s/epoch, device: rows without a run
 
 
 def run_one(
@@ -131,10 +132,10 @@ def report(out: Path, doc: Path | None, dataset: str = "amazon-beauty") -> str:
         lines.append(f"| {name} | {len(runs)} | " + " | ".join(cells + valid) + f" | {epochs} | {speed} | {devices} |")
     missing = [name for name, *_ in neural_specs() if name not in rows]
     for name in missing:
-        lines.append(f"| {name} | 0 | " + " | ".join(["not run"] * len(COLUMNS)) + " | – | – | – | – | – |")
+        lines.append(f"| {name} | 0 | " + " | ".join(["not run"] * len(COLUMNS)) + NO_RUN_CELLS)
     for name, metrics in published_metrics(dataset).items():
         cells = [f"{metrics[c]:.4f}" for c in COLUMNS]
-        lines.append(f"| *published {name}* | – | " + " | ".join(cells) + " | – | – | – | – | – |")
+        lines.append(f"| *published {name}* | – | " + " | ".join(cells) + NO_RUN_CELLS)
     table = "\n".join(lines) + "\n"
     if doc is not None and doc.exists():
         text = doc.read_text()
