@@ -155,7 +155,7 @@ class ChatClient:
         cache: ResponseCache | None = None,
         account: RunAccount | None = None,
         endpoint: Endpoint | None = None,
-        home: Path = Path(".semsr"),
+        home: Path,
         threads: int | None = None,
     ) -> None:
         """``threads`` is accepted for callers that pass ``settings.threads`` but not used: the local

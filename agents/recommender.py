@@ -28,6 +28,7 @@ from agents.config import LLMConfig
 from agents.errors import LLMFailure
 from agents.prompts import PROMPT_VERSION, clean_text, next_items_prompt
 from agents.provider import ChatClient
+from embeddings.session import session_vectors
 from sessiondata.errors import ConfigError
 from sr_models.base import Recommender, TrainData
 
@@ -72,19 +73,7 @@ def proposal_scores(proposals: np.ndarray, items: np.ndarray, rank_penalty: floa
 
 def session_scores(prompt: Sequence[int], items: np.ndarray, decay: float = 0.5) -> np.ndarray:
     """Fallback: similarity to the session's own items, the most recent weighted most (weights decay^distance)."""
-    weights = decay ** np.arange(len(prompt) - 1, -1, -1, dtype=np.float32)
-    profile = (weights[:, None] * items[list(prompt)]).sum(axis=0)
-    return items @ (profile / max(float(np.linalg.norm(profile)), 1e-12))
-
-
-def _defaults() -> tuple[LLMConfig, Path, int, Any]:
-    """LLM config, home, threads and embedder config when the caller passes none: the defaults, with
-    ``SEMSR_HOME`` honoured (callers with project settings, such as the harness, pass them explicitly)."""
-    import os
-
-    from embeddings.config import EmbedderConfig
-
-    return LLMConfig(), Path(os.environ.get("SEMSR_HOME", ".semsr")), 1, EmbedderConfig()
+    return items @ session_vectors(items, [prompt], "recency", decay)[0]
 
 
 class LLMRecommender(Recommender):
@@ -101,24 +90,17 @@ class LLMRecommender(Recommender):
         llm: LLMConfig | None = None,
         client: ChatClient | None = None,
         embedder: Any = None,
-        home: Path | None = None,
-        threads: int | None = None,
+        home: Path,
+        threads: int = 1,
         embedder_config: Any = None,
     ) -> None:
-        embedder_config_arg = embedder_config
         if n_proposals is not None and not 1 <= n_proposals <= 20:
             raise ConfigError("n_proposals", n_proposals, "must be between 1 and 20")
         if rank_penalty < 0:
             raise ConfigError("rank_penalty", rank_penalty, "must be >= 0")
         if not 0 < fallback_decay <= 1:
             raise ConfigError("fallback_decay", fallback_decay, "must be in (0, 1]")
-        embedder_config = embedder_config_arg
-        if client is None or embedder is None:
-            default_llm, default_home, default_threads, default_embedder = _defaults()
-            embedder_config = embedder_config or default_embedder
-            home = home or default_home
-            threads = threads or default_threads
-            client = client or ChatClient(llm or default_llm, home=home)
+        client = client or ChatClient(llm or LLMConfig(), home=home)
         self.client = client
         self._embedder_config = embedder_config
         self._threads = threads
@@ -126,7 +108,7 @@ class LLMRecommender(Recommender):
         self.rank_penalty = rank_penalty
         self.fallback_decay = fallback_decay
         self._embedder = embedder
-        self._home = home or Path(".semsr")
+        self._home = home
         self.stats = {"llm_ok": 0, "llm_failed": 0}
         self.usage_path: Path | None = None
 

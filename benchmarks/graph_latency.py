@@ -15,6 +15,7 @@ import json
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -26,14 +27,13 @@ def _percentiles(values: list[float]) -> dict[str, float]:
     return {"p50_ms": round(float(np.percentile(array, 50)), 2), "p95_ms": round(float(np.percentile(array, 95)), 2)}
 
 
-def measure(requests: int, *, use_llm: bool) -> dict[str, object]:
-    from graphs.api import recommend
+def measure(semsr: Any, requests: int, *, use_llm: bool) -> dict[str, object]:
     from graphs.context import Context
-    from graphs.resources import resources_for
     from graphs.tracing import JsonlTracer, read_trace
 
+    recommend = semsr.recommend
     context = Context(use_llm=use_llm, fusion="weighted")
-    res = resources_for(context)
+    res = semsr.services.resources(context)
     cases = res.protocol.test.cases[:requests]
     sessions = [[res.catalog.ids[i] for i in case.prompt] for case in cases]
     recommend(sessions[0], k=20, context=context)  # load models, index, embeddings
@@ -88,19 +88,17 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--llm-requests", type=int, default=30, help="Requests for the cached-LLM pass (0: skip).")
     args = parser.parse_args()
-    from threadpoolctl import threadpool_limits
-
-    from graphs.resources import configure
-    from semsr.settings import load_settings
+    from graphs.api import SemSR
+    from semsr.settings import apply_threads, load_settings
 
     settings = load_settings()
-    threadpool_limits(settings.threads)
-    configure(settings.resource_config())
+    apply_threads(settings)
+    semsr = SemSR(settings)
     RESULTS.mkdir(exist_ok=True)
-    runs = [measure(args.requests, use_llm=False)]
+    runs = [measure(semsr, args.requests, use_llm=False)]
     if args.llm_requests:
         try:
-            runs.append(measure(args.llm_requests, use_llm=True))
+            runs.append(measure(semsr, args.llm_requests, use_llm=True))
         except Exception as error:  # no local LLM runtime installed: report it instead of failing
             runs.append({"use_llm": True, "error": f"{type(error).__name__}: {error}"})
     result = {"machine": f"{os.cpu_count()} CPU cores", "threads": settings.threads, "runs": runs}

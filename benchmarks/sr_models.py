@@ -40,23 +40,26 @@ RECBOLE_SECONDS_PER_EPOCH = {"gru4rec": 156, "srgnn": 270, "sasrec": 473, "bert4
 def measure(name: str, train_batches: int, single: int, threads: int) -> dict[str, Any]:
     import torch
 
+    from semsr.settings import load_settings
     from sessiondata.loaders.beauty import load_amazon_beauty
     from sessiondata.protocol import build_protocol
     from sr_models.base import train_data
     from sr_models.neural.data import iterate_batches
     from sr_models.neural.recommender import NeuralRecommender, resolve_device
-    from sr_models.neural.semantic import load_semantic
+    from sr_models.neural.semsr_text import title_vectors
     from sr_models.neural.trainer import TrainConfig, batch_loss
     from sr_models.registry import build_model
 
     protocol = build_protocol(load_amazon_beauty())
     data = train_data(protocol, "valid")
-    model = build_model(name, protocol.dataset.name, threads=threads, device="cpu", cache=False)
+    settings = load_settings(threads=threads, device="cpu")
+    env = settings.model_env(progress=False)
+    model = build_model(name, protocol.dataset.name, env=env, cache=False)
     assert isinstance(model, NeuralRecommender)
     model.device = resolve_device("cpu")
     torch.set_num_threads(threads)
     semantic = model.hyper["semantic"]
-    vectors = load_semantic(data.catalog, model.hyper["semantic_source"]) if semantic != "none" else None
+    vectors = title_vectors(data.catalog, model.hyper["semantic_source"], env) if semantic != "none" else None
     encoder = model.build_encoder(data.n_items, vectors)
     examples = model.examples(data)
     config: TrainConfig = model.train_config(1, None)
@@ -88,9 +91,11 @@ def measure(name: str, train_batches: int, single: int, threads: int) -> dict[st
     for start in range(0, min(len(prompts), 256 * 4), 256):
         n_scored += len(model.score(prompts[start : start + 256]))
     throughput = n_scored / (time.perf_counter() - started)
-    from sr_models.neural.artifacts import ArtifactStore, default_root
+    from sr_models.neural.artifacts import ArtifactStore
 
-    best_epoch = ArtifactStore(default_root()).read_epochs(protocol.dataset.name, model.name, model.epoch_params())
+    best_epoch = ArtifactStore(settings.paths.artifacts).read_epochs(
+        protocol.dataset.name, model.name, model.epoch_params()
+    )
     return {
         "model": name,
         "params": {k: model.params()[k] for k in ("dim", "max_len", "batch_size")},

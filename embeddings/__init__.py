@@ -3,11 +3,11 @@
 Depends only on :mod:`sessiondata`; ``sr_models``, ``tools`` and the graph import it. Typical use::
 
     from embeddings import embed_catalog
-    vectors = embed_catalog(dataset.catalog)  # (n_items, 384), unit rows, cached on disk
+    vectors = embed_catalog(dataset.catalog, cache_dir=settings.paths.embeddings)  # (n_items, 384), unit rows
 """
 
 from embeddings.base import EmbeddingProvider
-from embeddings.catalog import catalog_texts, default_cache_dir, embed_catalog
+from embeddings.catalog import catalog_texts, embed_catalog
 from embeddings.config import EmbedderConfig, build_provider, default_provider
 
 __all__ = [
@@ -15,7 +15,6 @@ __all__ = [
     "EmbeddingProvider",
     "build_provider",
     "catalog_texts",
-    "default_cache_dir",
     "default_provider",
     "embed_catalog",
 ]

@@ -11,7 +11,6 @@ vector that is deterministic and unrelated to other items, rather than a zero ro
 from __future__ import annotations
 
 import hashlib
-import os
 import threading
 from pathlib import Path
 
@@ -29,11 +28,6 @@ _lock = threading.Lock()
 _MEMO_LIMIT = 4
 
 
-def default_cache_dir() -> Path:
-    """``<home>/embeddings`` with home as :class:`semsr.settings.Settings` resolves it (``SEMSR_HOME``)."""
-    return Path(os.environ.get("SEMSR_HOME", ".semsr")) / "embeddings"
-
-
 def catalog_texts(catalog: Catalog) -> list[str]:
     """The text embedded for each item: its normalised title, or ``"item <id>"`` when the title is empty."""
     return [
@@ -41,18 +35,19 @@ def catalog_texts(catalog: Catalog) -> list[str]:
     ]
 
 
-def open_cache(directory: Path | None = None) -> EmbeddingCache:
+def open_cache(directory: Path) -> EmbeddingCache:
     """One shared :class:`EmbeddingCache` per directory in this process."""
-    directory = (directory or default_cache_dir()).resolve()
+    directory = directory.resolve()
     with _lock:
         if directory not in _caches:
             _caches[directory] = EmbeddingCache(directory)
         return _caches[directory]
 
 
-def cached(provider: EmbeddingProvider, cache_dir: Path | None = None) -> EmbeddingProvider:
-    """``provider`` behind the on-disk cache (file providers are returned as they are: nothing to save)."""
-    if isinstance(provider, CachedProvider | FileEmbeddingProvider):
+def cached(provider: EmbeddingProvider, cache_dir: Path | None) -> EmbeddingProvider:
+    """``provider`` behind the on-disk cache in ``cache_dir`` (``settings.paths.embeddings``); returned as
+    it is when ``cache_dir`` is None, already cached, or a file provider (nothing to save)."""
+    if cache_dir is None or isinstance(provider, CachedProvider | FileEmbeddingProvider):
         return provider
     return CachedProvider(provider, open_cache(cache_dir))
 
@@ -71,7 +66,11 @@ def embed_catalog(
     cache_dir: Path | None = None,
     progress: bool = False,
 ) -> np.ndarray:
-    """(n_items, dim) float32 unit rows, row i = item index i (see the module docstring for empty titles)."""
+    """(n_items, dim) float32 unit rows, row i = item index i (see the module docstring for empty titles).
+
+    ``cache_dir`` is the on-disk embedding cache (the caller's ``settings.paths.embeddings``); without one,
+    titles are embedded afresh (still memoised in this process).
+    """
     provider = provider or default_provider()
     texts = catalog_texts(catalog)
     key = (provider.id, _catalog_digest(catalog, texts))

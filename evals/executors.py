@@ -55,15 +55,14 @@ def _rank_shard(
 ) -> list[tuple[str, list[int], list[float], dict[str, Any] | None]]:
     """Ray task body: rebuild settings, protocol and pipeline, rank this shard's cases."""
     from evals.pipelines import build_pipeline
-    from graphs.resources import configure
-    from semsr.settings import Settings
+    from semsr.settings import Settings, apply_threads
     from sessiondata.loaders import load_dataset
     from sessiondata.protocol import build_protocol
 
-    project = Settings.model_validate(settings)
-    configure(project.resource_config())
+    project = Settings.model_validate(settings)  # the driver's settings, shipped as plain data
+    apply_threads(project)
     protocol = build_protocol(load_dataset(spec["dataset"], spec.get("loader")), project.protocol)
-    pipeline = build_pipeline(spec["name"], protocol, spec["fold"], **spec["overrides"])
+    pipeline = build_pipeline(spec["name"], protocol, spec["fold"], settings=project, **spec["overrides"])
     by_id = {case.case_id: case for case in protocol.fold(spec["fold"]).cases}
     cases = [by_id[case_id] for case_id in case_ids]
     results = pipeline.rank(cases, k, exclude_seen=exclude_seen)

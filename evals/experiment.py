@@ -60,6 +60,21 @@ class ExperimentConfig(BaseModel):
         return value
 
 
+def parse_params(pairs: list[str] | None) -> dict[str, Any]:
+    """``KEY=VALUE`` flags (``--param``, ``--set``); values are read as JSON when they parse (numbers,
+    true, null, lists), else kept as text."""
+    params: dict[str, Any] = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ConfigError("param", pair, "write KEY=VALUE")
+        try:
+            params[key] = json.loads(value)
+        except json.JSONDecodeError:
+            params[key] = value
+    return params
+
+
 def load_experiment(path: Path, overrides: dict[str, Any] | None = None) -> ExperimentConfig:
     """Read an experiment file and apply ``overrides`` (dotted keys allowed: ``protocol.seed=3``)."""
     if not path.exists():
@@ -89,7 +104,7 @@ def run_experiment(config: ExperimentConfig, settings: Any, *, progress: bool = 
     """Evaluate every pipeline of ``config`` (resuming finished work) and write the report."""
     from evals.executors import LocalExecutor, PipelineSpec, RayExecutor
     from evals.harness import evaluate
-    from evals.pipelines import build_pipeline, pipeline_names
+    from evals.pipelines import ALIASES, build_pipeline, pipeline_names
     from evals.report import write_report
     from evals.tuning import tune
     from sessiondata.loaders import load_dataset
@@ -113,10 +128,12 @@ def run_experiment(config: ExperimentConfig, settings: Any, *, progress: bool = 
     timings: dict[str, float] = {}
     for run in config.pipelines:
         started = time.perf_counter()
-        spec = MODELS.get(run.name)
-        if spec is not None and spec.grid and not run.params and tuned_params(protocol.dataset.name, run.name) is None:
-            tune(protocol, run.name, seed=settings.seed, progress=progress)
-        pipeline = build_pipeline(run.name, protocol, "test", progress=progress, **run.params)
+        model_name = ALIASES.get(run.name, run.name)
+        spec = MODELS.get(model_name)
+        tuned = tuned_params(protocol.dataset.name, model_name, settings.paths.tuned)
+        if spec is not None and spec.grid and not run.params and tuned is None:
+            tune(protocol, model_name, settings, seed=settings.seed, progress=progress)
+        pipeline = build_pipeline(run.name, protocol, "test", settings=settings, progress=progress, **run.params)
         result = evaluate(
             pipeline,
             protocol,

@@ -1,27 +1,141 @@
 """Fit the graph's fusion on the validation fold: run the graph there, collect every source's candidates,
 and choose weights (or a learned ranker) that maximise validation NDCG@20. The test split is never used.
+
+The graph only applies a fitted :class:`~graphs.fusion.FusionModel`; everything that fits one lives here.
 """
 
 from __future__ import annotations
 
+import itertools
 import time
-from dataclasses import replace
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
+import numpy as np
 from tqdm import tqdm
 
 from evals.graph_pipelines import GraphPipeline, graph_context
-from graphs.fusion import FusionModel, ValidationSet, fit_learned, fit_weighted
-from graphs.resources import configured_sources, resources_for
+from graphs.fusion import FEATURES_PER_SOURCE, FusionModel, feature_matrix
+from graphs.resources import GraphServices, configured_sources
+from graphs.state import Candidate
+from semsr.settings import Settings
 from sessiondata.protocol import Protocol
+from sr_models.ranking import grouped_target_ranks, mean_metrics
+
+
+@dataclass
+class ValidationSet:
+    """Per-case feature matrices stacked for fast objective evaluation."""
+
+    sources: list[str]
+    matrix: np.ndarray  # (total candidates, n_sources * 3)
+    offsets: np.ndarray  # case c owns rows offsets[c]:offsets[c+1]
+    target_row: np.ndarray  # global row of the target, -1 when no source proposed it
+
+    @classmethod
+    def build(
+        cls, per_case: Sequence[Mapping[str, Sequence[Candidate]]], targets: Sequence[int], sources: Sequence[str]
+    ) -> ValidationSet:
+        matrices, offsets, target_rows = [], [0], []
+        for results, target in zip(per_case, targets, strict=True):
+            items, matrix = feature_matrix(results, sources)
+            hit = np.flatnonzero(items == target)
+            target_rows.append(offsets[-1] + int(hit[0]) if hit.size else -1)
+            matrices.append(matrix)
+            offsets.append(offsets[-1] + items.size)
+        width = len(sources) * FEATURES_PER_SOURCE
+        stacked = np.concatenate(matrices) if matrices else np.zeros((0, width))
+        return cls(list(sources), stacked, np.asarray(offsets), np.asarray(target_rows))
+
+    def ranks(self, scores: np.ndarray) -> np.ndarray:
+        """Conservative 1-based rank of each case's target under ``scores`` (0 = not proposed)."""
+        return grouped_target_ranks(scores, self.offsets, self.target_row)
+
+    def objective(self, scores: np.ndarray, k: int = 20) -> dict[str, float]:
+        return mean_metrics(self.ranks(scores), k)
+
+
+def fit_weighted(data: ValidationSet, *, metric: str = "ndcg@20", step: float = 0.1) -> FusionModel:
+    """Grid over the weight simplex (then a finer local search) maximising ``metric`` on validation."""
+    n = len(data.sources)
+    z_columns = data.matrix[:, 0::FEATURES_PER_SOURCE]
+    k = int(metric.split("@")[1])
+    levels = np.round(np.arange(0.0, 1.0 + 1e-9, step), 6)
+    best_weights, best_value, trials = np.ones(n) / n, -1.0, 0
+    for combo in itertools.product(levels, repeat=n):
+        if abs(sum(combo) - 1.0) > 1e-6:
+            continue
+        weights = np.asarray(combo)
+        value = data.objective(z_columns @ weights, k)[metric]
+        trials += 1
+        if value > best_value:
+            best_weights, best_value = weights, value
+    # local refinement around the best grid point
+    for _ in range(2):
+        for i, j in itertools.permutations(range(n), 2):
+            for delta in (step / 4, step / 2):
+                weights = best_weights.copy()
+                weights[i] += delta
+                weights[j] -= delta
+                if weights[j] < 0:
+                    continue
+                value = data.objective(z_columns @ weights, k)[metric]
+                trials += 1
+                if value > best_value:
+                    best_weights, best_value = weights, value
+    scores = z_columns @ best_weights
+    return FusionModel(
+        strategy="weighted",
+        sources=data.sources,
+        weights={s: round(float(w), 4) for s, w in zip(data.sources, best_weights, strict=True)},
+        fitted_on={
+            "metric": metric,
+            "valid": data.objective(scores, k),
+            "trials": trials,
+            "cases": len(data.offsets) - 1,
+        },
+    )
+
+
+def fit_learned(data: ValidationSet, *, epochs: int = 300, l2: float = 1e-3, lr: float = 0.5) -> FusionModel:
+    """Logistic ranker (target vs other candidates of the same case) by full-batch gradient descent."""
+    x = data.matrix
+    y = np.zeros(x.shape[0])
+    y[data.target_row[data.target_row >= 0]] = 1.0
+    mean, std = x.mean(axis=0), x.std(axis=0) + 1e-9
+    xs = (x - mean) / std
+    positive_weight = (y.size - y.sum()) / max(y.sum(), 1.0)
+    sample_weight = np.where(y > 0, positive_weight, 1.0)
+    sample_weight /= sample_weight.mean()
+    coef = np.zeros(x.shape[1])
+    for _ in range(epochs):
+        logits = xs @ coef
+        prob = 1.0 / (1.0 + np.exp(-logits))
+        gradient = xs.T @ ((prob - y) * sample_weight) / y.size + l2 * coef
+        coef -= lr * gradient
+    raw = coef / std  # fold the standardisation into the coefficients (the mean shift is a constant)
+    scores = x @ raw
+    return FusionModel(
+        strategy="learned",
+        sources=data.sources,
+        coefficients=[float(c) for c in raw],
+        fitted_on={"valid": data.objective(scores, 20), "epochs": epochs, "l2": l2, "cases": len(data.offsets) - 1},
+    )
 
 
 def collect_validation_candidates(
-    protocol: Protocol, pipeline: str, *, batch_size: int = 128, progress: bool = True, limit: int | None = None
+    protocol: Protocol,
+    pipeline: str,
+    settings: Settings,
+    *,
+    batch_size: int = 128,
+    progress: bool = True,
+    limit: int | None = None,
 ) -> tuple[list[dict[str, Any]], list[int], list[str]]:
     """Per validation case, each source's candidates as the graph produced them (models fitted on sub-train)."""
     context = replace(graph_context(pipeline, protocol.dataset.name, "valid"), return_sources=True, fusion="rrf")
-    runner = GraphPipeline(f"{pipeline}-valid", context)
+    runner = GraphPipeline(f"{pipeline}-valid", context, settings)
     cases = protocol.valid.cases[:limit] if limit else protocol.valid.cases
     per_case: list[dict[str, Any]] = []
     with tqdm(total=len(cases), desc=f"fusion: {pipeline} on validation", unit="case", disable=not progress) as bar:
@@ -34,15 +148,17 @@ def collect_validation_candidates(
 
 
 def fit_fusion(
-    protocol: Protocol, pipeline: str = "fused", *, progress: bool = True, limit: int | None = None
+    protocol: Protocol, pipeline: str, settings: Settings, *, progress: bool = True, limit: int | None = None
 ) -> dict[str, FusionModel]:
     """Fit the weighted and the learned fusion for ``pipeline``'s sources and store both."""
     started = time.perf_counter()
-    per_case, targets, sources = collect_validation_candidates(protocol, pipeline, progress=progress, limit=limit)
+    per_case, targets, sources = collect_validation_candidates(
+        protocol, pipeline, settings, progress=progress, limit=limit
+    )
     serving = graph_context(pipeline, protocol.dataset.name, "test")
     data = ValidationSet.build(per_case, targets, sources)
     models = {"weighted": fit_weighted(data), "learned": fit_learned(data)}
-    resources = resources_for(serving)
+    resources = GraphServices(settings).resources(serving)
     for strategy, model in models.items():
         model.fitted_on.update(
             {
@@ -55,5 +171,5 @@ def fit_fusion(
     return models
 
 
-def fusion_is_fitted(protocol: Protocol, context: Any) -> bool:
-    return resources_for(context).fusion_path(context, context.fusion).exists()
+def fusion_is_fitted(protocol: Protocol, context: Any, settings: Settings) -> bool:
+    return GraphServices(settings).resources(context).fusion_path(context, context.fusion).exists()

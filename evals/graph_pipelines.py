@@ -7,14 +7,16 @@ asked for a few more items than k so the harness can apply the conservative tie 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from typing import Any
 
 from graphs.context import Context
 from graphs.graph import compile_graph
-from graphs.resources import configured_sources, resources_for
+from graphs.resources import GraphServices, configured_sources
+from semsr.settings import Settings
 from sessiondata.protocol import EvalCase
 from sr_models.base import Recommendation
+from sr_models.ranking import conservative_cut
 
 TIE_MARGIN = 10
 
@@ -43,33 +45,16 @@ def graph_context(name: str, dataset: str, fold: str, **overrides: Any) -> Conte
     return Context(dataset=dataset, fold=fold, **{**GRAPH_PIPELINES[name], **overrides})  # type: ignore[arg-type]
 
 
-def conservative_cut(items: list[int], scores: list[float], target: int, k: int) -> tuple[list[int], list[float]]:
-    """Re-order a ranked list so the target follows every item with an equal score, then cut to ``k``."""
-    if target in items:
-        position = items.index(target)
-        tied_after = position
-        while tied_after + 1 < len(items) and scores[tied_after + 1] == scores[position]:
-            tied_after += 1
-        if tied_after != position:
-            items = items[:position] + items[position + 1 : tied_after + 1] + [target] + items[tied_after + 1 :]
-            scores = (
-                scores[:position]
-                + scores[position + 1 : tied_after + 1]
-                + [scores[position]]
-                + scores[tied_after + 1 :]
-            )
-    return items[:k], scores[:k]
-
-
 class GraphPipeline:
     """Replays cases through the compiled graph with a given context."""
 
-    def __init__(self, name: str, context: Context, *, concurrency: int = 4) -> None:
+    def __init__(self, name: str, context: Context, settings: Settings, *, concurrency: int = 4) -> None:
         self.name = name
         self.context = context
         self.concurrency = concurrency
-        self.graph = compile_graph()
-        self.resources = resources_for(context)
+        self.services = GraphServices(settings)
+        self.graph = compile_graph(self.services)
+        self.resources = self.services.resources(context)
 
     def params(self) -> dict[str, Any]:
         context = asdict(self.context)
@@ -103,7 +88,3 @@ class GraphPipeline:
             extras = {"timings": output.get("timings", {}), "degraded": output.get("degraded", [])}
             results.append(Recommendation(items, scores, extras))
         return results
-
-
-def with_sources(context: Context) -> Context:
-    return replace(context, return_sources=True)

@@ -28,6 +28,7 @@ from sessiondata.errors import ConfigError
 from sessiondata.protocol import EvalCase, FoldName, Protocol
 from sessiondata.schema import Catalog, ItemId, SessionId
 from sr_models.base import Recommendation
+from sr_models.popularity import item_counts
 
 CASES_FILE = "cases.jsonl"
 PROTOCOL_FILE = "protocol.json"
@@ -201,10 +202,7 @@ def evaluate(
 def session_shares(protocol: Protocol, fold: FoldName) -> np.ndarray:
     """Per item, the share of training sessions holding it (for novelty and popularity measures)."""
     train = protocol.fold(fold).train
-    counts = np.zeros(len(protocol.dataset.catalog), dtype=np.float64)
-    for session in train:
-        counts[list(set(session.items))] += 1.0
-    return counts / max(len(train), 1)
+    return item_counts(train, len(protocol.dataset.catalog), unit="session") / max(len(train), 1)
 
 
 def score_directory(

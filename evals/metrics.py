@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sr_models.ranking import per_case_metrics
+
 ACCURACY = ("hr", "mrr", "ndcg")
 LENGTH_BUCKETS: tuple[tuple[int, int | None], ...] = ((1, 1), (2, 2), (3, 4), (5, 9), (10, None))
 
@@ -26,15 +28,8 @@ def rank_of(target: object, recommendations: Sequence[object]) -> int | None:
 
 
 def per_case(ranks: Sequence[int | None], k: int) -> dict[str, np.ndarray]:
-    """Per-case HR, MRR and NDCG at ``k`` (a rank beyond k counts as a miss)."""
-    rank = np.array([r if r is not None and r <= k else 0 for r in ranks], dtype=np.float64)
-    hit = rank > 0
-    safe = np.where(hit, rank, 1.0)
-    return {
-        "hr": hit.astype(np.float64),
-        "mrr": np.where(hit, 1.0 / safe, 0.0),
-        "ndcg": np.where(hit, 1.0 / np.log2(safe + 1.0), 0.0),
-    }
+    """Per-case HR, MRR and NDCG at ``k`` (None, or a rank beyond k, counts as a miss)."""
+    return per_case_metrics(np.array([r or 0 for r in ranks], dtype=np.int64), k)
 
 
 @dataclass(frozen=True)

@@ -7,13 +7,16 @@ with other items goes after them); it must not use them otherwise.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from typing import Protocol as Interface
 
 from sessiondata.protocol import EvalCase, FoldName, Protocol
 from sr_models.base import Recommendation, Recommender, train_data
 from sr_models.ranking import top_k
 from sr_models.registry import MODELS, build_model
+
+if TYPE_CHECKING:
+    from semsr.settings import Settings
 
 
 class RankingPipeline(Interface):
@@ -49,19 +52,16 @@ class RecommenderPipeline:
         return results
 
 
-def _llm_agent(**params: Any) -> Recommender:
+def _llm_agent(settings: Settings, **params: Any) -> Recommender:
     """The in-context LLM recommender (agents sit above sr_models), with the project's configuration."""
-    from agents.config import LLMConfig
     from agents.recommender import LLMRecommender
-    from graphs.resources import current_config
 
-    config = current_config()
     return LLMRecommender(
         **params,
-        llm=config.llm or LLMConfig(),
-        home=config.home,
-        threads=config.threads,
-        embedder_config=config.embedder,
+        llm=settings.llm,
+        home=settings.home,
+        threads=settings.threads,
+        embedder_config=settings.embedder,
     )
 
 
@@ -71,14 +71,24 @@ AGENT_PIPELINES: dict[str, tuple[Any, str]] = {
 }
 
 
+# pipeline names that stand for another: ``semantic`` is the best semantic source (validation-picked)
+ALIASES: dict[str, str] = {"semantic": "title-knn"}
+
+
 def pipeline_names() -> list[str]:
     from evals.graph_pipelines import GRAPH_PIPELINES
 
-    return sorted([*MODELS, *GRAPH_PIPELINES, *AGENT_PIPELINES])
+    return sorted([*MODELS, *GRAPH_PIPELINES, *AGENT_PIPELINES, *ALIASES])
 
 
 def build_pipeline(
-    name: str, protocol: Protocol, fold: FoldName = "test", *, progress: bool = False, **overrides: Any
+    name: str,
+    protocol: Protocol,
+    fold: FoldName = "test",
+    *,
+    settings: Settings,
+    progress: bool = False,
+    **overrides: Any,
 ) -> RankingPipeline:
     """Build pipeline ``name`` for ``fold``.
 
@@ -86,7 +96,8 @@ def build_pipeline(
     pipeline gets a context (``overrides`` are context fields); a fusion that must be fitted on the
     validation fold and is not yet is fitted first (the test split is never used for that).
     """
-    if name not in MODELS:  # registry models never import LangGraph (the table runs where only torch is)
+    model_name = ALIASES.get(name, name)
+    if model_name not in MODELS:  # registry models never import LangGraph (the table runs where only torch is)
         from evals.graph_pipelines import FUSION_FIT_LIMIT, GRAPH_PIPELINES, GraphPipeline, graph_context
 
         if name in GRAPH_PIPELINES:
@@ -94,12 +105,12 @@ def build_pipeline(
             if context.fusion != "rrf" and fold == "test":
                 from evals.fusion_fit import fit_fusion, fusion_is_fitted
 
-                if not fusion_is_fitted(protocol, context):
-                    fit_fusion(protocol, name, progress=progress, limit=FUSION_FIT_LIMIT.get(name))
-            return GraphPipeline(name, context)
-    if name in AGENT_PIPELINES:
-        model = AGENT_PIPELINES[name][0](**overrides)
+                if not fusion_is_fitted(protocol, context, settings):
+                    fit_fusion(protocol, name, settings, progress=progress, limit=FUSION_FIT_LIMIT.get(name))
+            return GraphPipeline(name, context, settings)
+    if model_name in AGENT_PIPELINES:
+        model = AGENT_PIPELINES[model_name][0](settings, **overrides)
     else:
-        model = build_model(name, protocol.dataset.name, **overrides)
+        model = build_model(model_name, protocol.dataset.name, env=settings.model_env(progress=progress), **overrides)
     model.fit(train_data(protocol, fold))
     return RecommenderPipeline(name, model)

@@ -10,6 +10,9 @@ published numbers and rewrites the table block of ``docs/sr_models.md``.
     python -m evals.sr_table run --model sasrec-semf --param fusion_residual=true --tag +residual
     python -m evals.sr_table run --model niser-semf --param lr=0.001 --tag +lr1e-3 --valid-only --out runs/tuning
     python -m evals.sr_table report
+
+Settings come from the environment like every entry point's: ``SEMSR_HOME`` (artefacts, embeddings),
+``SEMSR_PROTOCOL__*`` (the cases), ``SEMSR_THREADS`` and ``SEMSR_DEVICE`` (where torch trains).
 """
 
 from __future__ import annotations
@@ -22,9 +25,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from evals.experiment import parse_params
 from evals.harness import evaluate
 from evals.pipelines import RecommenderPipeline, build_pipeline
 from evals.published import published_metrics
+from semsr.settings import Settings, apply_threads, load_settings
 from sessiondata.loaders import load_dataset
 from sessiondata.protocol import build_protocol
 from sr_models.neural.specs import neural_specs
@@ -36,6 +41,7 @@ NO_RUN_CELLS = " | – | – | – | – | – |"  # valid hr, valid ndcg, epoch
 
 
 def run_one(
+    settings: Settings,
     name: str,
     seed: int,
     out: Path,
@@ -49,7 +55,7 @@ def run_one(
     """Fit and evaluate ``name`` with ``seed``: on the validation fold first when ``validate`` (which also
     records the validated epoch count), then the test-fold refit for the recorded epochs. ``valid_only``
     stops after the validation fold: a tuning run that never sees the test split."""
-    protocol = build_protocol(load_dataset(dataset, None))
+    protocol = build_protocol(load_dataset(dataset, None), settings.protocol)
     label = f"{name}{tag}"
     target = out / label / f"seed{seed}"
     summary: dict[str, Any] = {"model": label, "seed": seed, "dataset": protocol.dataset.name, "valid": None}
@@ -58,7 +64,7 @@ def run_one(
     for fold in folds:
         started = time.perf_counter()
         overrides = {**(params or {}), "seed": seed, "progress": progress}
-        pipeline = build_pipeline(name, protocol, fold, **overrides)  # type: ignore[arg-type]
+        pipeline = build_pipeline(name, protocol, fold, settings=settings, **overrides)  # type: ignore[arg-type]
         fit_seconds = time.perf_counter() - started
         assert isinstance(pipeline, RecommenderPipeline)
         model = pipeline.recommender
@@ -81,26 +87,16 @@ def run_one(
     return summary
 
 
-def record_path(name: str, dataset: str, params: dict[str, Any]) -> Path:
+def record_path(settings: Settings, name: str, dataset: str, params: dict[str, Any]) -> Path:
     """Where a validation fit of ``name`` with ``params`` records its best epoch (seeds share the record)."""
+    from sr_models.neural import NeuralRecommender
     from sr_models.registry import build_model
 
-    model = build_model(name, dataset, **params)
-    if not hasattr(model, "epoch_params"):
-        raise ValueError(f"{name} is not a torch model: it has no validated epoch record")
-    return model._store().epochs_path(dataset, model.name, model.epoch_params())  # type: ignore[attr-defined]
-
-
-def parse_params(pairs: list[str] | None) -> dict[str, Any]:
-    """``KEY=VALUE`` pairs; values parsed as JSON when they parse, else kept as text."""
-    params: dict[str, Any] = {}
-    for pair in pairs or []:
-        key, _, value = pair.partition("=")
-        try:
-            params[key] = json.loads(value)
-        except json.JSONDecodeError:
-            params[key] = value
-    return params
+    model = build_model(name, dataset, env=settings.model_env(), **params)
+    store = model.store() if isinstance(model, NeuralRecommender) else None
+    if store is None:
+        raise ValueError(f"{name} is not a torch model with an artefact store: it has no validated epoch record")
+    return store.epochs_path(dataset, model.name, model.epoch_params())
 
 
 def _fmt(values: list[float], digits: int = 4) -> str:
@@ -182,15 +178,19 @@ def main() -> None:
     report_parser.add_argument("--doc", type=Path, default=DOC)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    settings = load_settings()
+    apply_threads(settings)
     if args.command == "record":
-        print(record_path(args.model, args.dataset, parse_params(args.param)))
+        print(record_path(settings, args.model, args.dataset, parse_params(args.param)))
         return
     if args.command == "run":
         for name in args.model:
             for position, seed in enumerate(args.seed or [0]):
                 validate = args.validate_every_seed or (position == 0 and not args.skip_validation)
                 params = parse_params(args.param)
-                run_one(name, seed, args.out, args.dataset, args.progress, params, args.tag, validate, args.valid_only)
+                run_one(
+                    settings, name, seed, args.out, args.dataset, args.progress, params, args.tag, validate, args.valid_only
+                )
     # ``run`` only prints the table: runs side by side (experiments/sr_table_parallel.sh) must not race on the doc
     print(report(args.out, args.doc if args.command == "report" else None))
 

@@ -1,4 +1,5 @@
-"""Hyper-parameter search on the validation fold only; the winner is stored for every later run.
+"""Hyper-parameter search on the validation fold only; the winner is stored for every later run
+(under ``SEMSR_HOME/tuned``, where :func:`sr_models.registry.build_model` finds it before the shipped ones).
 
 Random search over the model's grid (seeded, with the budget recorded), each trial fitted on the
 sub-train sessions and scored on the validation cases through the same ranking code as the harness. The
@@ -20,6 +21,7 @@ from tqdm import tqdm
 from evals.metrics import per_case, rank_of
 from evals.pipelines import build_pipeline
 from sessiondata.errors import ConfigError
+from semsr.settings import Settings
 from sessiondata.protocol import Protocol
 from sr_models.registry import model_spec, tuned_path
 
@@ -31,10 +33,12 @@ def parse_objective(objective: str) -> tuple[str, int]:
     return metric, int(k)
 
 
-def validation_metrics(protocol: Protocol, model: str, params: dict[str, Any], k: int) -> dict[str, float]:
+def validation_metrics(
+    protocol: Protocol, model: str, params: dict[str, Any], k: int, settings: Settings
+) -> dict[str, float]:
     """HR/MRR/NDCG@k of ``model`` with ``params`` on the validation fold."""
     fold = protocol.valid
-    pipeline = build_pipeline(model, protocol, "valid", **params)
+    pipeline = build_pipeline(model, protocol, "valid", settings=settings, **params)
     ranks: list[int | None] = []
     for start in range(0, len(fold.cases), 512):
         batch = fold.cases[start : start + 512]
@@ -55,6 +59,7 @@ def sample_grid(grid: dict[str, list[Any]], budget: int, seed: int) -> list[dict
 def tune(
     protocol: Protocol,
     model: str,
+    settings: Settings,
     *,
     budget: int = 30,
     objective: str = "ndcg@20",
@@ -71,7 +76,7 @@ def tune(
     trials = []
     best: dict[str, Any] | None = None
     for params in tqdm(sample_grid(spec.grid, budget, seed), desc=f"tune {model}", disable=not progress):
-        scores = validation_metrics(protocol, model, params, k)
+        scores = validation_metrics(protocol, model, params, k, settings)
         trials.append({"params": params, "valid": scores})
         if best is None or scores[f"{metric}@{k}"] > best["valid"][f"{metric}@{k}"]:
             best = trials[-1]
@@ -89,7 +94,7 @@ def tune(
         "trials": trials,
     }
     if write:
-        path = tuned_path(protocol.dataset.name, model)
+        path = tuned_path(settings.paths.tuned, protocol.dataset.name, model)
         path.parent.mkdir(parents=True, exist_ok=True)
         Path(path).write_text(json.dumps(record, indent=2, default=str) + "\n")
     return record

@@ -12,8 +12,6 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
-from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 from langgraph.types import Command
@@ -21,10 +19,8 @@ from pydantic import BaseModel, Field
 
 from graphs.context import Context
 from graphs.graph import compile_graph
-from graphs.resources import InvalidSession, current_config
-
-_graphs: dict[str, Any] = {}
-_lock = threading.Lock()
+from graphs.resources import GraphServices, InvalidSession
+from semsr.settings import Settings, load_settings
 
 
 class Answer(BaseModel):
@@ -42,24 +38,108 @@ class Answer(BaseModel):
     thread_id: str | None = None
 
 
-def checkpoint_path() -> Path:
-    return current_config().home / "threads.sqlite"
+class SemSR:
+    """The graph for one settings object: the compiled graphs (with and without threads) and their services.
+
+    ``SemSR(settings)`` is what the CLI and the harness hold; the module-level functions below use one
+    built from :func:`semsr.settings.load_settings` on first use (so ``SEMSR_*`` variables apply).
+    """
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.settings = settings or load_settings()
+        self.services = GraphServices(self.settings)
+        self._graphs: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def graph(self, *, persistent: bool) -> Any:
+        """The compiled graph; the persistent one checkpoints threads to SQLite (``<home>/threads.sqlite``)."""
+        key = "persistent" if persistent else "plain"
+        with self._lock:
+            if key not in self._graphs:
+                checkpointer = None
+                if persistent:
+                    from langgraph.checkpoint.sqlite import SqliteSaver
+
+                    path = self.settings.paths.threads_db
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    checkpointer = SqliteSaver(sqlite3.connect(str(path), check_same_thread=False))
+                self._graphs[key] = compile_graph(self.services, checkpointer)
+            return self._graphs[key]
+
+    def recommend(
+        self,
+        items: Sequence[Any],
+        k: int = 10,
+        thread_id: str | None = None,
+        *,
+        context: Context | None = None,
+        callbacks: Sequence[Any] = (),
+        reset: bool = False,
+    ) -> Answer:
+        """Next products for a session (or for a thread's session plus ``items``)."""
+        if thread_id is not None and not str(thread_id).strip():
+            raise InvalidSession("thread_id", thread_id, "must be a non-empty string")
+        compiled = self.graph(persistent=thread_id is not None)
+        output = compiled.invoke(
+            {"items": list(items), "k": k, "reset": reset},
+            config=_config(thread_id, callbacks),
+            context=context or Context(),
+        )
+        return _to_answer(output, thread_id)
+
+    def answer(
+        self, thread_id: str, reply: str, *, context: Context | None = None, callbacks: Sequence[Any] = ()
+    ) -> Answer:
+        """Resume a thread that asked a clarifying question with the shopper's reply."""
+        compiled = self.graph(persistent=True)
+        config = _config(thread_id, callbacks)
+        snapshot = compiled.get_state(config)
+        if not snapshot.values:
+            raise InvalidSession(
+                "thread_id", thread_id, "unknown thread: start it with recommend(items, thread_id=...)"
+            )
+        if not snapshot.next:
+            raise InvalidSession("thread_id", thread_id, "has no pending question to answer")
+        output = compiled.invoke(Command(resume=reply), config=config, context=context or Context())
+        return _to_answer(output, thread_id)
+
+    def thread_session(self, thread_id: str) -> list[Any]:
+        """The items a thread has seen so far; unknown threads are an error."""
+        snapshot = self.graph(persistent=True).get_state({"configurable": {"thread_id": thread_id}})
+        if not snapshot.values:
+            raise InvalidSession("thread_id", thread_id, "unknown thread")
+        return list(snapshot.values.get("session") or [])
+
+    def stream_updates(
+        self, items: Sequence[Any], k: int = 10, *, context: Context | None = None
+    ) -> Iterator[tuple[str, dict[str, Any]]]:
+        """Node-by-node progress: yields (node name, its state update) as each node finishes."""
+        compiled = self.graph(persistent=False)
+        stream = compiled.stream({"items": list(items), "k": k}, context=context or Context(), stream_mode="updates")
+        for chunk in stream:
+            for node, update in chunk.items():
+                yield node, update or {}
 
 
-def graph(*, persistent: bool) -> Any:
-    """The compiled graph; the persistent one checkpoints threads to SQLite."""
-    key = "persistent" if persistent else "plain"
-    with _lock:
-        if key not in _graphs:
-            checkpointer = None
-            if persistent:
-                from langgraph.checkpoint.sqlite import SqliteSaver
+_default: SemSR | None = None
+_default_lock = threading.Lock()
 
-                path = checkpoint_path()
-                path.parent.mkdir(parents=True, exist_ok=True)
-                checkpointer = SqliteSaver(sqlite3.connect(str(path), check_same_thread=False))
-            _graphs[key] = compile_graph(checkpointer)
-        return _graphs[key]
+
+def default_semsr() -> SemSR:
+    """The process's :class:`SemSR` from the environment's settings, built on first use."""
+    global _default
+    with _default_lock:
+        if _default is None:
+            _default = SemSR()
+        return _default
+
+
+def use_settings(settings: Settings) -> SemSR:
+    """Make the module-level functions serve ``settings`` from now on (an entry point's one call)."""
+    global _default
+    with _default_lock:
+        _default = SemSR(settings)
+        return _default
 
 
 def _config(thread_id: str | None, callbacks: Sequence[Any]) -> dict[str, Any]:
@@ -88,48 +168,22 @@ def recommend(
     callbacks: Sequence[Any] = (),
     reset: bool = False,
 ) -> Answer:
-    """Next products for a session (or for a thread's session plus ``items``)."""
-    if thread_id is not None and not str(thread_id).strip():
-        raise InvalidSession("thread_id", thread_id, "must be a non-empty string")
-    compiled = graph(persistent=thread_id is not None)
-    output = compiled.invoke(
-        {"items": list(items), "k": k, "reset": reset},
-        config=_config(thread_id, callbacks),
-        context=context or Context(),
-    )
-    return _to_answer(output, thread_id)
+    """Next products for a session (or for a thread's session plus ``items``); see :meth:`SemSR.recommend`."""
+    return default_semsr().recommend(items, k, thread_id, context=context, callbacks=callbacks, reset=reset)
 
 
 def answer(thread_id: str, reply: str, *, context: Context | None = None, callbacks: Sequence[Any] = ()) -> Answer:
     """Resume a thread that asked a clarifying question with the shopper's reply."""
-    compiled = graph(persistent=True)
-    config = _config(thread_id, callbacks)
-    snapshot = compiled.get_state(config)
-    if not snapshot.values:
-        raise InvalidSession("thread_id", thread_id, "unknown thread: start it with recommend(items, thread_id=...)")
-    if not snapshot.next:
-        raise InvalidSession("thread_id", thread_id, "has no pending question to answer")
-    output = compiled.invoke(Command(resume=reply), config=config, context=context or Context())
-    return _to_answer(output, thread_id)
+    return default_semsr().answer(thread_id, reply, context=context, callbacks=callbacks)
 
 
 def thread_session(thread_id: str) -> list[Any]:
     """The items a thread has seen so far; unknown threads are an error."""
-    snapshot = graph(persistent=True).get_state({"configurable": {"thread_id": thread_id}})
-    if not snapshot.values:
-        raise InvalidSession("thread_id", thread_id, "unknown thread")
-    return list(snapshot.values.get("session") or [])
+    return default_semsr().thread_session(thread_id)
 
 
 def stream_updates(
     items: Sequence[Any], k: int = 10, *, context: Context | None = None
 ) -> Iterator[tuple[str, dict[str, Any]]]:
     """Node-by-node progress: yields (node name, its state update) as each node finishes."""
-    compiled = graph(persistent=False)
-    for chunk in compiled.stream({"items": list(items), "k": k}, context=context or Context(), stream_mode="updates"):
-        for node, update in chunk.items():
-            yield node, update or {}
-
-
-def without_llm(context: Context | None = None) -> Context:
-    return replace(context or Context(), use_llm=False)
+    return default_semsr().stream_updates(items, k, context=context)

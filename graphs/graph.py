@@ -17,12 +17,15 @@ from typing import Any
 
 from langgraph.graph import END, START, StateGraph
 
-from graphs import nodes
 from graphs.context import Context
+from graphs.nodes import GraphNodes
+from graphs.resources import GraphServices
 from graphs.state import InputState, OutputState, State
 
 
-def build_graph() -> StateGraph:
+def build_graph(services: GraphServices) -> StateGraph:
+    """The graph's shape, its nodes bound to ``services`` (models, index, LLM client, fitted fusion)."""
+    nodes = GraphNodes(services)
     builder = StateGraph(State, context_schema=Context, input_schema=InputState, output_schema=OutputState)
     builder.add_node("validate", nodes.validate_session)
     builder.add_node("infer_intent", nodes.infer_intent)
@@ -42,6 +45,6 @@ def build_graph() -> StateGraph:
     return builder
 
 
-def compile_graph(checkpointer: Any = None) -> Any:
+def compile_graph(services: GraphServices, checkpointer: Any = None) -> Any:
     """The compiled graph; pass a checkpointer for conversations (threads) and interrupts."""
-    return build_graph().compile(checkpointer=checkpointer, name="semsr")
+    return build_graph(services).compile(checkpointer=checkpointer, name="semsr")

@@ -13,17 +13,16 @@ from typing import TYPE_CHECKING, Any
 from graphs.state import Intent
 
 if TYPE_CHECKING:
-    from graphs.resources import ResourceConfig
+    from semsr.settings import Settings
 
 
 class IntentAdapter:
     """Calls :func:`agents.intent.infer_intent` with one shared client per process."""
 
-    def __init__(self, config: ResourceConfig) -> None:
-        from agents.config import LLMConfig
+    def __init__(self, settings: Settings) -> None:
         from agents.provider import ChatClient
 
-        self.client = ChatClient(config.llm or LLMConfig(), home=config.home, threads=config.threads)
+        self.client = ChatClient(settings.llm, home=settings.home, threads=settings.threads)
         self.pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="semsr-llm")
 
     @property

@@ -1,15 +1,14 @@
 """The heavy objects behind the graph's nodes, loaded once per process and shared by every request.
 
 State stays small and serialisable; models, the catalogue, title embeddings, the semantic index, the
-LLM client and the fitted fusion live here, keyed by (dataset, fold). Entry points (CLI, harness,
-LangGraph server) call :func:`configure` once with the project settings; without it, defaults apply.
+LLM client and the fitted fusion live here, keyed by (dataset, fold), in a :class:`GraphServices` built
+from the project settings by each entry point (CLI, harness, LangGraph server, :mod:`graphs.api`).
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -19,60 +18,41 @@ import numpy as np
 from graphs.context import Context
 from graphs.fusion import FusionModel, rrf_model
 from graphs.state import Candidate, Intent, RecommendedItem
-from sessiondata.errors import ConfigError
+from semsr.settings import Settings
+from sessiondata.errors import ConfigError, InvalidRequest
 from sessiondata.loaders import load_dataset
-from sessiondata.protocol import Protocol, ProtocolConfig, build_protocol
+from sessiondata.protocol import Protocol, build_protocol
 from sessiondata.schema import Catalog
 from sr_models.base import Recommender, train_data
+from sr_models.popularity import item_counts
 from sr_models.ranking import top_k
 from sr_models.registry import build_model
 
-
-class InvalidSession(ConfigError):
-    """A request the graph cannot serve (empty session, bad ids, k out of range); names field and value."""
+InvalidSession = InvalidRequest  # the graph's name for the one bad-request error
 
 
-@dataclass
-class ResourceConfig:
-    """What the resources need from the project settings (built by ``semsr.settings``)."""
+class GraphServices:
+    """Every :class:`GraphResources` of one process, keyed by (dataset, fold), built from one settings object.
 
-    home: Path = Path(".semsr")
-    threads: int = 2
-    protocol: ProtocolConfig = field(default_factory=ProtocolConfig)
-    embedder: Any = None  # embeddings.config.EmbedderConfig; None = its defaults
-    llm: Any = None  # agents.config.LLMConfig; None = its defaults
-    chroma: Any = None  # tools.config.ChromaConfig; None = its defaults
-    semantic_index: str = "chroma"  # "chroma" (the catalogue index) or "exact" (numpy cosine, no index)
+    The compiled graph is bound to one of these (:func:`graphs.graph.compile_graph`); entry points build it
+    from the settings they loaded once, so nothing here reads the environment.
+    """
 
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._resources: dict[tuple[str, str], GraphResources] = {}
+        self._lock = threading.Lock()
 
-_config = ResourceConfig()
-_cache: dict[tuple[str, str], GraphResources] = {}
-_lock = threading.RLock()
-
-
-def configure(config: ResourceConfig) -> None:
-    """Set the configuration for resources built from now on (drops resources built before)."""
-    global _config
-    with _lock:
-        _config = config
-        _cache.clear()
+    def resources(self, context: Context) -> GraphResources:
+        key = (context.dataset, context.fold)
+        with self._lock:
+            if key not in self._resources:
+                self._resources[key] = GraphResources(context.dataset, context.fold, self.settings)
+            return self._resources[key]
 
 
-def current_config() -> ResourceConfig:
-    return _config
-
-
-def resources_for(context: Context) -> GraphResources:
-    """The (cached) resources for the context's dataset and fold."""
-    key = (context.dataset, context.fold)
-    with _lock:
-        if key not in _cache:
-            _cache[key] = GraphResources(context.dataset, context.fold, _config)
-        return _cache[key]
-
-
-def fusion_dir(home: Path, dataset: str) -> Path:
-    return home / "artifacts" / "fusion" / dataset
+def fusion_dir(settings: Settings, dataset: str) -> Path:
+    return settings.paths.fusion / dataset
 
 
 def fusion_key(sources: Sequence[str], strategy: str, signature: str = "") -> str:
@@ -85,12 +65,12 @@ class GraphResources:
 
     max_k = 100
 
-    def __init__(self, dataset: str, fold: str, config: ResourceConfig) -> None:
+    def __init__(self, dataset: str, fold: str, settings: Settings) -> None:
         if fold not in ("test", "valid"):
             raise ConfigError("fold", fold, "must be 'test' or 'valid'")
         self.dataset_name = dataset
         self.fold = fold
-        self.config = config
+        self.settings = settings
         self._models: dict[str, Recommender] = {}
         self._model_lock = threading.Lock()
         self._fusions: dict[Path, FusionModel] = {}
@@ -98,7 +78,7 @@ class GraphResources:
     # ------------------------------------------------------------------ data
     @cached_property
     def protocol(self) -> Protocol:
-        return build_protocol(load_dataset(self.dataset_name), self.config.protocol)
+        return build_protocol(load_dataset(self.dataset_name), self.settings.protocol)
 
     @property
     def catalog(self) -> Catalog:
@@ -110,26 +90,7 @@ class GraphResources:
 
     @cached_property
     def popularity(self) -> np.ndarray:
-        counts = np.zeros(len(self.catalog))
-        for session in self.protocol.fold(self.fold).train:  # type: ignore[arg-type]
-            counts[list(session.items)] += 1
-        return counts
-
-    def parse_items(self, raw: Sequence[Any]) -> tuple[list[Any], list[Any]]:
-        """Known catalogue ids (typed like the catalogue) and the unknown ones, in input order."""
-        known, unknown = [], []
-        for value in raw:
-            item = value
-            if isinstance(value, bool):
-                unknown.append(value)
-                continue
-            if self.catalog.numeric_ids and isinstance(value, str):
-                text = value.strip()
-                item = int(text) if text.lstrip("-").isdigit() else value
-            if isinstance(item, float) and item.is_integer():
-                item = int(item)
-            (known if item in self.catalog else unknown).append(value if item not in self.catalog else item)
-        return known, unknown
+        return item_counts(self.protocol.fold(self.fold).train, len(self.catalog), unit="session")  # type: ignore[arg-type]
 
     def popular_fallback(self, exclude: set[int], k: int) -> list[RecommendedItem]:
         items, scores = top_k(self.popularity, k, exclude=exclude)
@@ -148,7 +109,7 @@ class GraphResources:
     def model(self, name: str) -> Recommender:
         with self._model_lock:
             if name not in self._models:
-                model = build_model(name, self.protocol.dataset.name)
+                model = build_model(name, self.protocol.dataset.name, env=self.settings.model_env(progress=False))
                 model.fit(train_data(self.protocol, self.fold))  # type: ignore[arg-type]
                 self._models[name] = model
             return self._models[name]
@@ -175,20 +136,20 @@ class GraphResources:
     # ------------------------------------------------------------------ semantics
     @cached_property
     def embedder(self) -> Any:
-        from embeddings.config import EmbedderConfig, default_provider
+        from embeddings.config import default_provider
 
-        return default_provider(self.config.embedder or EmbedderConfig(), threads=self.config.threads)
+        return default_provider(self.settings.embedder, threads=self.settings.threads)
 
     @cached_property
     def title_vectors(self) -> np.ndarray:
         from embeddings.catalog import embed_catalog
 
-        return embed_catalog(self.catalog, self.embedder, cache_dir=self.config.home / "embeddings")
+        return embed_catalog(self.catalog, self.embedder, cache_dir=self.settings.paths.embeddings)
 
     @cached_property
     def semantic_index(self) -> Callable[[np.ndarray, int, set[int]], list[Candidate]]:
         """``query(vector, n, exclude) -> candidates`` over the catalogue (Chroma, or exact cosine)."""
-        if self.config.semantic_index == "exact":
+        if self.settings.semantic_index == "exact":
             matrix = self.title_vectors
 
             def exact(vector: np.ndarray, n: int, exclude: set[int]) -> list[Candidate]:
@@ -221,7 +182,7 @@ class GraphResources:
     def intent_agent(self) -> Any:
         from graphs.intent_adapter import IntentAdapter
 
-        return IntentAdapter(self.config)
+        return IntentAdapter(self.settings)
 
     def infer_intent(self, session: list[int], *, timeout: float) -> Intent:
         titles = [self.catalog.titles[i] for i in session]
@@ -230,7 +191,7 @@ class GraphResources:
     # ------------------------------------------------------------------ fusion
     def fusion_path(self, context: Context, strategy: str) -> Path:
         key = fusion_key(configured_sources(context), strategy, source_signature(self, context))
-        return fusion_dir(self.config.home, self.protocol.dataset.name) / key
+        return fusion_dir(self.settings, self.protocol.dataset.name) / key
 
     def fusion(self, context: Context) -> tuple[FusionModel, str | None]:
         """The fusion fitted on the validation fold for the context's sources, and a note when there is none.
@@ -256,11 +217,10 @@ def source_signature(resources: GraphResources, context: Context) -> str:
     import hashlib
     import json
 
-    parts: dict[str, Any] = {
-        name: build_model(name, resources.protocol.dataset.name).params() for name in context.sr_sources
-    }
-    embedder = resources.config.embedder
-    parts["semantic"] = embedder.model_dump(mode="json") if hasattr(embedder, "model_dump") else str(embedder)
+    env = resources.settings.model_env(progress=False)
+    dataset = resources.protocol.dataset.name
+    parts: dict[str, Any] = {name: build_model(name, dataset, env=env).params() for name in context.sr_sources}
+    parts["semantic"] = resources.settings.embedder.model_dump(mode="json")
     parts["candidates"] = context.candidates_per_source
     parts["session_items"] = context.max_session_items
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:10]

@@ -21,16 +21,16 @@ if TYPE_CHECKING:
 def chroma_query(resources: GraphResources) -> Callable[[np.ndarray, int, set[int]], list[Candidate]]:
     """``query(vector, n, exclude) -> candidates`` against the catalogue's Chroma collection."""
     from tools.chroma_index import CatalogIndex
-    from tools.config import ChromaConfig
 
-    config = resources.config
+    settings = resources.settings
     index = CatalogIndex(
         resources.catalog,
         resources.protocol.dataset.fingerprint().short,
         provider=resources.embedder,
-        chroma=config.chroma or ChromaConfig(),
-        home=config.home,
-        embedder_config=config.embedder,
+        chroma=settings.chroma,
+        store_path=settings.paths.chroma,
+        embeddings_dir=settings.paths.embeddings,
+        embedder_config=settings.embedder,
     )
     if index.count() < len(resources.catalog):
         index.build(vectors=resources.title_vectors)

@@ -16,10 +16,10 @@ from typing import Annotated
 import typer
 
 from evals.executors import PipelineSpec
-from evals.experiment import ExperimentConfig, load_experiment, run_experiment
+from evals.experiment import ExperimentConfig, load_experiment, parse_params, run_experiment
 from evals.graph_pipelines import graph_description
 from evals.harness import evaluate
-from evals.pipelines import AGENT_PIPELINES, build_pipeline, pipeline_names
+from evals.pipelines import AGENT_PIPELINES, ALIASES, build_pipeline, pipeline_names
 from evals.tuning import tune
 from semsr.cli_agents import intent_command
 from semsr.cli_common import (
@@ -27,20 +27,27 @@ from semsr.cli_common import (
     LoaderOption,
     ProgressOption,
     clear_errors,
+    command_settings,
     console,
-    limit_threads,
+    load_entry_settings,
     load_protocol,
-    parse_params,
 )
 from semsr.cli_graph import recommend_command, trace_command
 from semsr.cli_index import index_command
 from semsr.cli_train import sr_recommend_command, train_command
-from semsr.settings import load_settings
 from semsr.tables import results_table
 from sessiondata.errors import ConfigError
-from sr_models.registry import MODELS, tuned_params
+from sr_models.registry import MODELS, tuned_record
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="SemSR: semantics-aware session recommendation.")
+
+
+@app.callback()
+def main_callback(ctx: typer.Context) -> None:
+    """SemSR: semantics-aware session recommendation. Settings: SEMSR_* environment variables (see README)."""
+    load_entry_settings(ctx)
+
+
 app.command(name="index")(index_command)
 app.command(name="recommend")(recommend_command)
 app.command(name="trace")(trace_command)
@@ -51,19 +58,23 @@ app.command(name="sr-recommend")(sr_recommend_command)
 
 @app.command()
 @clear_errors
-def info(dataset: DatasetOption = "amazon-beauty", loader: LoaderOption = None) -> None:
+def info(ctx: typer.Context, dataset: DatasetOption = "amazon-beauty", loader: LoaderOption = None) -> None:
     """Print a dataset's fingerprint and the cases its protocol yields."""
-    settings = load_settings()
+    settings = command_settings(ctx)
     protocol = load_protocol(dataset, loader, settings)
     console.print_json(json.dumps({"test": protocol.card("test"), "valid": protocol.fold("valid").summary()}))
 
 
 @app.command()
-def pipelines() -> None:
+def pipelines(ctx: typer.Context) -> None:
     """List the pipelines ``semsr eval`` can run."""
+    settings = command_settings(ctx)
     for name in pipeline_names():
-        tuned = "tuned on amazon-beauty" if tuned_params("amazon-beauty", name) else ""
-        if name in MODELS:
+        found = tuned_record("amazon-beauty", ALIASES.get(name, name), settings.paths.tuned)
+        tuned = f"tuned on amazon-beauty ({found[1]})" if found else ""
+        if name in ALIASES:
+            description = f"the best semantic source: {ALIASES[name]}"
+        elif name in MODELS:
             description = MODELS[name].description
         elif name in AGENT_PIPELINES:
             description = AGENT_PIPELINES[name][1]
@@ -75,6 +86,7 @@ def pipelines() -> None:
 @app.command(name="eval")
 @clear_errors
 def eval_command(
+    ctx: typer.Context,
     pipeline: Annotated[str | None, typer.Option("--pipeline", "-p", help="Pipeline (see `semsr pipelines`).")] = None,
     out: Annotated[Path | None, typer.Option(help="Output directory; a rerun into it resumes.")] = None,
     dataset: DatasetOption = "amazon-beauty",
@@ -88,9 +100,8 @@ def eval_command(
     progress: ProgressOption = True,
 ) -> None:
     """Evaluate one pipeline into OUT (cases.jsonl, metrics.json, protocol.json), or a whole --config experiment."""
-    settings = load_settings(batch_size=batch_size, progress=progress)
+    settings = command_settings(ctx, batch_size=batch_size, progress=progress)
     if config is not None:
-        limit_threads(settings)
         experiment = load_experiment(config, parse_params(override))
         _print_summary(run_experiment(experiment, settings, progress=settings.progress))
         return
@@ -100,11 +111,10 @@ def eval_command(
         raise ConfigError("fold", fold, "must be 'test' or 'valid'")
     if pipeline not in pipeline_names():
         raise ConfigError("pipeline", pipeline, f"unknown; choose one of {pipeline_names()}")
-    limit_threads(settings)
     protocol = load_protocol(dataset, loader, settings)
     started = time.perf_counter()
     overrides = parse_params(param)
-    runner = build_pipeline(pipeline, protocol, fold, progress=settings.progress, **overrides)  # type: ignore[arg-type]
+    runner = build_pipeline(pipeline, protocol, fold, settings=settings, progress=settings.progress, **overrides)  # type: ignore[arg-type]
     fit_seconds = time.perf_counter() - started
     result = evaluate(
         runner,
@@ -132,6 +142,7 @@ def eval_command(
 @app.command(name="tune")
 @clear_errors
 def tune_command(
+    ctx: typer.Context,
     pipeline: Annotated[str, typer.Option("--pipeline", "-p")],
     dataset: DatasetOption = "amazon-beauty",
     loader: LoaderOption = None,
@@ -139,17 +150,18 @@ def tune_command(
     objective: Annotated[str, typer.Option(help="Validation metric to maximise, e.g. ndcg@20.")] = "ndcg@20",
     progress: ProgressOption = True,
 ) -> None:
-    """Tune a pipeline on the validation fold (never the test split) and store the winner."""
-    settings = load_settings(progress=progress)
-    limit_threads(settings)
+    """Tune a pipeline on the validation fold (never the test split) and store the winner in SEMSR_HOME/tuned."""
+    settings = command_settings(ctx, progress=progress)
     protocol = load_protocol(dataset, loader, settings)
-    record = tune(protocol, pipeline, budget=budget, objective=objective, seed=settings.seed, progress=progress)
+    model = ALIASES.get(pipeline, pipeline)
+    record = tune(protocol, model, settings, budget=budget, objective=objective, seed=settings.seed, progress=progress)
     console.print_json(json.dumps({k: record[k] for k in ("model", "objective", "params", "valid", "seconds")}))
 
 
 @app.command()
 @clear_errors
 def run(
+    ctx: typer.Context,
     dataset: DatasetOption = "amazon-beauty",
     loader: LoaderOption = None,
     pipeline: Annotated[list[str] | None, typer.Option("--pipeline", "-p", help="Repeat to choose.")] = None,
@@ -160,8 +172,7 @@ def run(
 ) -> None:
     """The main job: tune/train what is missing, fit the fusion on validation, evaluate the default
     pipelines on the test split, write the report, print the table."""
-    settings = load_settings(progress=progress)
-    limit_threads(settings)
+    settings = command_settings(ctx, progress=progress)
     fields: dict[str, object] = {"dataset": dataset, "loader": loader, "out": out, "executor": executor}
     if pipeline:
         fields["pipelines"] = pipeline

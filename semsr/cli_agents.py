@@ -15,13 +15,14 @@ import typer
 from agents.errors import LLMFailure
 from agents.intent import infer_intent
 from agents.provider import ChatClient
-from semsr.cli_common import DatasetOption, LoaderOption, clear_errors, console, load_protocol
-from semsr.settings import load_settings
+from semsr.cli_common import DatasetOption, LoaderOption, clear_errors, command_settings, console, load_protocol
 from sessiondata.errors import ConfigError
+from sessiondata.ids import require_known
 
 
 @clear_errors
 def intent_command(
+    ctx: typer.Context,
     items: Annotated[list[str] | None, typer.Argument(help="Item ids of the session, oldest first.")] = None,
     dataset: DatasetOption = "amazon-beauty",
     loader: LoaderOption = None,
@@ -31,7 +32,7 @@ def intent_command(
     message: Annotated[str | None, typer.Option(help="Optional words from the shopper.")] = None,
 ) -> None:
     """Print the LLM's intent for a session given as item ids or as test-case numbers."""
-    settings = load_settings()
+    settings = command_settings(ctx)
     protocol = load_protocol(dataset, loader, settings)
     catalog = protocol.dataset.catalog
     sessions: list[list[int]] = []
@@ -40,10 +41,7 @@ def intent_command(
             raise ConfigError("case", number, f"must be in 0..{len(protocol.test.cases) - 1}")
         sessions.append(list(protocol.test.cases[number].prompt))
     if items:
-        try:
-            sessions.append([catalog.index_of(catalog.parse_id(raw)) for raw in items])
-        except KeyError as error:
-            raise ConfigError("items", items, str(error).strip("'\"")) from None
+        sessions.append(require_known(catalog, items, field="items"))
     if not sessions:
         raise ConfigError("items", None, "give item ids or --case N")
     client = ChatClient(settings.llm, home=settings.home)

@@ -6,7 +6,6 @@ Sub-commands live in modules of their own (``semsr/cli*.py``) and are registered
 from __future__ import annotations
 
 import functools
-import json
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
@@ -14,7 +13,7 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console
 
-from semsr.settings import Settings
+from semsr.settings import Settings, apply_threads, load_settings
 from sessiondata.errors import ConfigError, DataError
 from sessiondata.loaders import load_dataset
 from sessiondata.protocol import Protocol, build_protocol
@@ -52,30 +51,26 @@ def clear_errors(command: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def limit_threads(settings: Settings) -> None:
-    """Size numpy's (and torch's, when loaded) thread pools to the configured cores, and hand the
-    settings to the graph's resources (the one place they are configured for a command)."""
-    from threadpoolctl import threadpool_limits
+def load_entry_settings(ctx: typer.Context) -> None:
+    """The command's one settings object, from the environment (the app callback calls this once)."""
+    try:
+        ctx.obj = load_settings()
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = "SEMSR_" + "__".join(str(part).upper() for part in first["loc"])
+        errors.print(f"[bold red]error:[/] {where}={first.get('input')!r}: {first['msg']}", highlight=False)
+        raise typer.Exit(2) from None
 
-    from graphs.resources import configure
 
-    threadpool_limits(settings.threads)
-    configure(settings.resource_config())
+def command_settings(ctx: typer.Context, **flags: Any) -> Settings:
+    """The entry settings with this command's flags on top (``None`` = flag not given); thread pools are
+    sized and the graph's Python API is bound to them, so every layer below sees the same settings."""
+    base = ctx.obj if isinstance(ctx.obj, Settings) else load_settings()
+    given = {k: v for k, v in flags.items() if v is not None}
+    settings = base.model_copy(update=given) if given else base
+    apply_threads(settings)
+    return settings
 
 
 def load_protocol(dataset: str, loader: str | None, settings: Settings) -> Protocol:
     return build_protocol(load_dataset(dataset, loader), settings.protocol)
-
-
-def parse_params(pairs: list[str] | None) -> dict[str, Any]:
-    """``key=value`` flags; values are read as JSON when they parse (numbers, true, null), else as text."""
-    params: dict[str, Any] = {}
-    for pair in pairs or []:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise ConfigError("param", pair, "write KEY=VALUE")
-        try:
-            params[key] = json.loads(value)
-        except json.JSONDecodeError:
-            params[key] = value
-    return params

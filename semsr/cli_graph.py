@@ -10,16 +10,16 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from graphs.api import answer, recommend
+from graphs.api import SemSR
 from graphs.context import Context
 from graphs.tracing import JsonlTracer, read_trace
-from semsr.cli_common import DatasetOption, clear_errors, console, limit_threads
-from semsr.settings import load_settings
+from semsr.cli_common import DatasetOption, clear_errors, command_settings, console
 from sessiondata.errors import ConfigError
 
 
 @clear_errors
 def recommend_command(
+    ctx: typer.Context,
     items: Annotated[list[str] | None, typer.Option("--items", "-i", help="Item ids viewed, oldest first.")] = None,
     extra_items: Annotated[list[str] | None, typer.Argument(help="More item ids (after --items).")] = None,
     dataset: DatasetOption = "amazon-beauty",
@@ -34,8 +34,7 @@ def recommend_command(
     trace: Annotated[Path | None, typer.Option(help="Append a JSONL trace of every node to this file.")] = None,
 ) -> None:
     """Recommend next products for a session through the SemSR graph."""
-    settings = load_settings()
-    limit_threads(settings)
+    semsr = SemSR(command_settings(ctx))
     if fusion not in ("weighted", "rrf", "learned"):
         raise ConfigError("fusion", fusion, "must be weighted, rrf or learned")
     context = replace(Context(dataset=dataset), use_llm=llm, fusion=fusion, clarify_below=clarify_below)  # type: ignore[arg-type]
@@ -51,11 +50,11 @@ def recommend_command(
     if reply is not None:
         if thread is None:
             raise ConfigError("answer", reply, "needs --thread: the conversation whose question it answers")
-        result = answer(thread, reply, context=context, callbacks=callbacks)
+        result = semsr.answer(thread, reply, context=context, callbacks=callbacks)
     else:
         if not every_item and thread is None:
             raise ConfigError("items", [], "give at least one item id (--items 12 45 77)")
-        result = recommend(every_item, k=k, thread_id=thread, context=context, callbacks=callbacks)
+        result = semsr.recommend(every_item, k=k, thread_id=thread, context=context, callbacks=callbacks)
     if as_json:
         console.print_json(result.model_dump_json())
         return

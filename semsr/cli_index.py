@@ -15,14 +15,14 @@ import typer
 
 from embeddings.catalog import embed_catalog
 from embeddings.config import default_provider
-from semsr.cli_common import DatasetOption, LoaderOption, ProgressOption, clear_errors, console, limit_threads
-from semsr.settings import load_settings
+from semsr.cli_common import DatasetOption, LoaderOption, ProgressOption, clear_errors, command_settings, console
 from sessiondata.loaders import load_dataset
 from tools.chroma_index import CatalogIndex, make_client
 
 
 @clear_errors
 def index_command(
+    ctx: typer.Context,
     dataset: DatasetOption = "amazon-beauty",
     loader: LoaderOption = None,
     embedder: Annotated[
@@ -36,7 +36,7 @@ def index_command(
     progress: ProgressOption = True,
 ) -> None:
     """Build or resume the Chroma index of a dataset's catalogue (one collection per dataset and embedder)."""
-    settings = load_settings(progress=progress)
+    settings = command_settings(ctx, progress=progress)
     embedder_update = {"kind": embedder, "path": vectors, "base_url": base_url, "model": model}
     chroma_update = {"server_url": server_url, "path": path}
     embedder_config = settings.embedder.model_validate(
@@ -45,24 +45,24 @@ def index_command(
     chroma_config = settings.chroma.model_validate(
         {**settings.chroma.model_dump(), **{k: v for k, v in chroma_update.items() if v is not None}}
     )
-    limit_threads(settings)
-    client = make_client(chroma_config, settings.home)  # fail fast on a bad path or a server that is down
+    client = make_client(chroma_config, settings.paths.chroma)  # fail fast on a bad path or a server that is down
     data = load_dataset(dataset, loader)
     provider = default_provider(embedder_config, threads=settings.threads)
     started = time.perf_counter()
-    matrix = embed_catalog(data.catalog, provider, cache_dir=settings.home / "embeddings", progress=settings.progress)
+    matrix = embed_catalog(data.catalog, provider, cache_dir=settings.paths.embeddings, progress=settings.progress)
     embed_seconds = time.perf_counter() - started
     index = CatalogIndex(
         data.catalog,
         data.fingerprint().short,
         provider=provider,
         chroma=chroma_config,
-        home=settings.home,
+        store_path=settings.paths.chroma,
+        embeddings_dir=settings.paths.embeddings,
         embedder_config=embedder_config,
         client=client,
     )
     report = index.build(vectors=matrix, progress=settings.progress).as_dict()
     report["embed_seconds"] = round(embed_seconds, 2)
     report["embedder"] = provider.id
-    report["where"] = chroma_config.server_url or str(chroma_config.resolved_path(settings.home))
+    report["where"] = chroma_config.server_url or str(index.store_path)
     console.print_json(json.dumps(report))

@@ -9,15 +9,21 @@ fit on all training sessions for the validated number of epochs, and caches both
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from evals.pipelines import RecommenderPipeline, build_pipeline
-from semsr.cli_common import DatasetOption, LoaderOption, ProgressOption, clear_errors, console, load_protocol
-from semsr.settings import load_settings
+from semsr.cli_common import (
+    DatasetOption,
+    LoaderOption,
+    ProgressOption,
+    clear_errors,
+    command_settings,
+    console,
+    load_protocol,
+)
 from sessiondata.errors import ConfigError
 from sessiondata.loaders import load_dataset
 from sr_models.neural.specs import neural_specs
@@ -27,30 +33,28 @@ NEURAL = [name for name, *_ in neural_specs()]
 
 @clear_errors
 def train_command(
+    ctx: typer.Context,
     model: Annotated[str, typer.Option("--model", "-m", help=f"One of: {', '.join(NEURAL)}.")],
     dataset: DatasetOption = "amazon-beauty",
     loader: LoaderOption = None,
     seed: Annotated[int, typer.Option(help="Random seed (part of the artefact key).")] = 0,
     epochs: Annotated[int | None, typer.Option(help="Fixed epochs (skips early stopping on validation).")] = None,
-    device: Annotated[str, typer.Option(help="cpu, cuda or auto.")] = "auto",
-    threads: Annotated[
-        int | None, typer.Option(help="Torch threads (default: 1 when the CPU is busy, else 2).")
-    ] = None,
+    device: Annotated[str | None, typer.Option(help="cpu, cuda or auto (default: settings.device).")] = None,
+    threads: Annotated[int | None, typer.Option(help="Torch threads (default: settings.threads).")] = None,
     progress: ProgressOption = True,
 ) -> None:
     """Train a torch session recommender on the validation fold, then on all training sessions; cache both."""
     if model not in NEURAL:
         raise ConfigError("model", model, f"not a torch model; choose one of {NEURAL}")
-    settings = load_settings(progress=progress)
-    os.environ.setdefault("SEMSR_HOME", str(settings.home))  # where NeuralRecommender caches artefacts
+    settings = command_settings(ctx, progress=progress, device=device, threads=threads)
     protocol = load_protocol(dataset, loader, settings)
-    overrides = {"seed": seed, "device": device, "threads": threads, "progress": progress}
+    overrides: dict[str, object] = {"seed": seed}
     if epochs is not None:
         overrides["epochs"] = epochs
     report: dict[str, object] = {"model": model, "dataset": protocol.dataset.name}
     folds = ("test",) if epochs is not None else ("valid", "test")
     for fold in folds:
-        pipeline = build_pipeline(model, protocol, fold, **overrides)  # type: ignore[arg-type]
+        pipeline = build_pipeline(model, protocol, fold, settings=settings, progress=progress, **overrides)  # type: ignore[arg-type]
         assert isinstance(pipeline, RecommenderPipeline)
         fitted = pipeline.recommender
         history = [h for h in getattr(fitted, "history", []) if h.get("epoch", 0) > 0]
@@ -65,6 +69,7 @@ def train_command(
 
 @clear_errors
 def sr_recommend_command(
+    ctx: typer.Context,
     artifact: Annotated[Path, typer.Option(help="Artefact directory written by `semsr train`.")],
     item: Annotated[list[str], typer.Option("--item", "-i", help="Item id of the session, oldest first; repeat.")],
     dataset: DatasetOption = "amazon-beauty",
@@ -75,11 +80,10 @@ def sr_recommend_command(
     from sr_models.neural import load_recommender
     from sr_models.neural.inference import recommend_session
 
+    settings = command_settings(ctx)
     catalog = load_dataset(dataset, loader).catalog
-    model = load_recommender(artifact, device="cpu")
-    result = recommend_session(
-        model, catalog, [catalog.parse_id(raw) if catalog.numeric_ids else raw for raw in item], k
-    )
+    model = load_recommender(artifact, env=settings.model_env())
+    result = recommend_session(model, catalog, item, k)
     titles = [catalog.titles[catalog.index_of(i)] for i in result.items]
     payload = {
         "model": model.name,

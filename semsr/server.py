@@ -1,14 +1,15 @@
 """Entry point for ``langgraph dev`` / LangGraph server (see langgraph.json): the same compiled graph.
 
-The server brings its own checkpointer, so the graph is compiled without one here; resources are
-configured from the project settings (``SEMSR_*`` environment variables) once, at import.
+The server brings its own checkpointer, so the graph is compiled without one here. The project settings
+(``SEMSR_*`` environment variables) are loaded once, at import, and bound to the graph's services.
 """
 
 from __future__ import annotations
 
 from graphs.graph import compile_graph
-from graphs.resources import configure
-from semsr.settings import load_settings
+from graphs.resources import GraphServices
+from semsr.settings import apply_threads, load_settings
 
-configure(load_settings().resource_config())
-graph = compile_graph()
+settings = load_settings()
+apply_threads(settings)
+graph = compile_graph(GraphServices(settings))

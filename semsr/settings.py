@@ -1,11 +1,19 @@
 """The one typed settings object: defaults, then ``SEMSR_*`` environment variables, then CLI flags.
 
-Nested sections use ``__`` in the environment, e.g. ``SEMSR_PROTOCOL__EXCLUDE_SEEN=false``.
+Nested sections use ``__`` in the environment, e.g. ``SEMSR_PROTOCOL__EXCLUDE_SEEN=false``. An entry point
+(the ``semsr`` command's callback, the LangGraph server module, :mod:`graphs.api` on first use, a
+benchmark's ``main``) calls :func:`load_settings` once and passes the object down; no other module reads
+``SEMSR_*`` variables. Lower layers get the part they need: directories from :class:`Paths`, a
+:class:`~sr_models.env.ModelEnv` for models, the config sections as they are.
+
+This module imports only the config sections of the layers below; it sits under ``graphs`` so the
+graph's entry points can build settings without importing the command line.
 """
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -14,8 +22,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from agents.config import LLMConfig
 from embeddings.config import EmbedderConfig
-from graphs.resources import ResourceConfig
 from sessiondata.protocol import ProtocolConfig
+from sr_models.env import ModelEnv
 from tools.config import ChromaConfig
 
 
@@ -23,12 +31,52 @@ def _default_threads() -> int:
     return max(1, min(2, os.cpu_count() or 1))
 
 
+@dataclass(frozen=True)
+class Paths:
+    """The layout of ``SEMSR_HOME``: every piece of user state has its place here, none in the source tree."""
+
+    home: Path
+
+    @property
+    def embeddings(self) -> Path:
+        return self.home / "embeddings"
+
+    @property
+    def artifacts(self) -> Path:
+        return self.home / "artifacts"
+
+    @property
+    def tuned(self) -> Path:
+        return self.home / "tuned"
+
+    @property
+    def fusion(self) -> Path:
+        return self.home / "artifacts" / "fusion"
+
+    @property
+    def profiles(self) -> Path:
+        return self.home / "profiles"
+
+    @property
+    def chroma(self) -> Path:
+        return self.home / "chroma"
+
+    @property
+    def llm_cache(self) -> Path:
+        return self.home / "llm_cache.sqlite"
+
+    @property
+    def threads_db(self) -> Path:
+        return self.home / "threads.sqlite"
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SEMSR_", env_nested_delimiter="__", extra="ignore")
 
-    home: Path = Field(Path(".semsr"), description="Caches, trained artefacts and indexes.")
+    home: Path = Field(Path(".semsr"), description="Caches, trained artefacts, indexes, profiles and threads.")
     runs_dir: Path = Field(Path("runs"), description="Where the main job writes evaluation runs and reports.")
     threads: int = Field(default_factory=_default_threads, ge=1, description="CPU threads for numpy/torch.")
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="Where torch models train and score.")
     seed: int = 0
     progress: bool = Field(True, description="Show progress bars on long work.")
     batch_size: int = Field(256, ge=1, description="Prompts scored per batch in evaluation.")
@@ -40,22 +88,42 @@ class Settings(BaseSettings):
         "chroma", description="The graph's semantic retrieval: the Chroma index, or exact cosine in numpy."
     )
 
-    def resource_config(self) -> ResourceConfig:
-        """The part of the settings the graph's resources need."""
-        return ResourceConfig(
-            home=self.home,
-            threads=self.threads,
-            protocol=self.protocol,
+    @property
+    def paths(self) -> Paths:
+        return Paths(self.home)
+
+    def model_env(self, *, progress: bool | None = None) -> ModelEnv:
+        """What session models get from the settings (directories, embedder, threads, device)."""
+        return ModelEnv(
+            artifact_dir=self.paths.artifacts,
+            embeddings_dir=self.paths.embeddings,
+            tuned_dir=self.paths.tuned,
             embedder=self.embedder,
-            llm=self.llm,
-            chroma=self.chroma,
-            semantic_index=self.semantic_index,
+            threads=self.threads,
+            device=self.device,
+            progress=self.progress if progress is None else progress,
         )
+
+    def chroma_path(self) -> Path:
+        return self.chroma.path if self.chroma.path is not None else self.paths.chroma
+
+    def llm_cache_path(self) -> Path:
+        return self.llm.cache_path if self.llm.cache_path is not None else self.paths.llm_cache
 
 
 def load_settings(**overrides: object) -> Settings:
-    """Settings from the environment with explicit (CLI) overrides applied last."""
+    """Settings from the environment with explicit (CLI) overrides applied last (``None`` = not given)."""
     settings = Settings()
-    if overrides:
-        settings = settings.model_copy(update={k: v for k, v in overrides.items() if v is not None})
-    return settings
+    given = {k: v for k, v in overrides.items() if v is not None}
+    return settings.model_copy(update=given) if given else settings
+
+
+def apply_threads(settings: Settings) -> None:
+    """Size numpy's (and torch's, when loaded) thread pools to ``settings.threads``: called by entry points."""
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(settings.threads)
+    import sys
+
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(settings.threads)

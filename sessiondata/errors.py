@@ -45,10 +45,30 @@ class DataError(ValueError):
         return f"{prefix}: {self.reason}{value}" if prefix else f"{self.reason}{value}"
 
 
+VALUE_CHARS = 60  # values are shortened in messages: a 5,000-digit id must not become a 5,000-character line
+
+
+def short_repr(value: object, limit: int = VALUE_CHARS) -> str:
+    """``repr(value)`` cut to ``limit`` characters (with the length said), on one line."""
+    text = repr(value).replace("\n", " ").replace("\r", " ")  # reprs of odd objects may span lines
+    if len(text) <= limit:
+        return text
+    return f"{text[: limit - 1]}… ({len(text)} chars)"
+
+
 class ConfigError(ValueError):
-    """A setting or argument out of its allowed range; names the setting and the value."""
+    """A setting or argument out of its allowed range; names the setting, the (shortened) value and why."""
 
     def __init__(self, name: str, value: object, reason: str) -> None:
         self.name = name
         self.value = value
-        super().__init__(f"{name}={value!r}: {reason}")
+        self.reason = reason
+        super().__init__(f"{name}={short_repr(value)}: {reason}")
+
+
+class InvalidRequest(ConfigError):
+    """A request that cannot be served as it is (bad ids, an empty session, k out of range, a bad thread id).
+
+    The one error type every entry point (Python API, CLI, server, tool) raises for bad input, always
+    before any state is written: the field, the value (shortened) and what is allowed, on one line.
+    """

@@ -73,14 +73,11 @@ class Catalog:
         except KeyError:
             raise KeyError(f"unknown item id {item_id!r}") from None
 
-    def parse_id(self, raw: str) -> ItemId:
-        """Turn a user-typed id (always a string on a command line) into this catalogue's id type."""
-        if self.numeric_ids:
-            try:
-                return int(raw)
-            except ValueError:
-                raise DataError("item ids of this dataset are integers", field="item_id", value=raw) from None
-        return raw
+    def parse_id(self, raw: object, field: str = "item_id") -> ItemId:
+        """A user-typed id as this catalogue's id type (see :func:`sessiondata.ids.parse_item_id`)."""
+        from sessiondata.ids import parse_item_id
+
+        return parse_item_id(self, raw, field=field)
 
     @property
     def numeric_ids(self) -> bool:

@@ -89,7 +89,7 @@ class SessionKNN(Recommender):
         self.item_sessions = pairs[1]
         n_with_item = np.diff(self.item_sessions_indptr).astype(np.float64)
         self.idf = np.log(len(sessions) / np.maximum(n_with_item, 1.0))
-        counts = item_counts(data)
+        counts = item_counts(data.sessions, data.n_items)
         self.backfill_scores = 1e-9 * counts / max(counts.max(), 1.0)
         self.rng = np.random.default_rng(self.config.seed)
         return self

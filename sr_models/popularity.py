@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Self
+from typing import Literal, Self
 
 import numpy as np
 
+from sessiondata.schema import Session
 from sr_models.base import Recommender, TrainData
 
 
-def item_counts(data: TrainData) -> np.ndarray:
-    """Number of training events per item (length n_items)."""
-    counts = np.zeros(data.n_items, dtype=np.float64)
-    for session in data.sessions:
-        np.add.at(counts, np.asarray(session.items, dtype=np.int64), 1.0)
+def item_counts(
+    sessions: Sequence[Session], n_items: int, *, unit: Literal["event", "session"] = "event"
+) -> np.ndarray:
+    """How popular each item is in ``sessions`` (length ``n_items``): the number of events holding it
+    (``unit="event"``: popularity as the models use it) or of sessions holding it (``unit="session"``: a
+    repeated view counts once; the graph's fallback and the report's popularity@k use this)."""
+    counts = np.zeros(n_items, dtype=np.float64)
+    for session in sessions:
+        items = np.asarray(session.items, dtype=np.int64)
+        np.add.at(counts, np.unique(items) if unit == "session" else items, 1.0)
     return counts
 
 
@@ -22,7 +28,7 @@ class Popularity(Recommender):
     name = "popularity"
 
     def fit(self, data: TrainData) -> Self:
-        self.counts = item_counts(data)
+        self.counts = item_counts(data.sessions, data.n_items)
         self.n_items = data.n_items
         return self
 

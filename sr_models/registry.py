@@ -1,8 +1,8 @@
 """Session recommenders by name, with their tuning grids and the hyper-parameters tuned per dataset.
 
-Tuned hyper-parameters live as JSON under ``sr_models/tuned/<dataset>/<model>.json`` (written by
-``semsr tune``, chosen on the validation fold only) so that the harness, the CLI and the graph's reranker
-tool all build the same model.
+Tuned hyper-parameters (chosen on the validation fold only) are JSON files ``<dataset>/<model>.json``:
+the user's, written by ``semsr tune`` under ``SEMSR_HOME/tuned`` (``ModelEnv.tuned_dir``), win over the
+read-only ones shipped in ``sr_models/tuned/``, so the harness, the CLI and the graph build the same model.
 """
 
 from __future__ import annotations
@@ -17,13 +17,14 @@ from pydantic import ValidationError
 
 from sessiondata.errors import ConfigError
 from sr_models.base import Recommender
+from sr_models.env import ModelEnv
 from sr_models.knn import SKNN, SessionKNN
 from sr_models.neural.specs import neural_specs
 from sr_models.popularity import Popularity
 from sr_models.rules import SequentialRules
-from sr_models.semantic import SemanticRecommender
+from sr_models.title_knn import TitleKNN
 
-TUNED_DIR = Path(__file__).parent / "tuned"
+SHIPPED_TUNED_DIR = Path(__file__).parent / "tuned"  # read-only defaults; users tune into SEMSR_HOME
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,7 @@ class ModelSpec:
     description: str
     factory: Callable[..., Recommender]
     grid: dict[str, list[Any]] = field(default_factory=dict)
+    uses_env: bool = False  # the factory takes ``env=`` (models that embed titles or keep files)
 
 
 MODELS: dict[str, ModelSpec] = {
@@ -67,19 +69,22 @@ MODELS: dict[str, ModelSpec] = {
             "row_normalise": [True, False],
         },
     ),
-    "semantic": ModelSpec(
-        "semantic",
-        "LLMSeqSim-style: cosine of title embeddings (MiniLM) to the session's weighted title vector",
-        SemanticRecommender,
+    "title-knn": ModelSpec(
+        "title-knn",
+        "title kNN (LLMSeqSim-style): cosine of title embeddings to the session's pooled title vector",
+        TitleKNN,
         grid={
             "mode": ["last", "mean", "recency"],
             "decay": [0.3, 0.5, 0.7, 0.85],
             "popularity_weight": [0.0, 0.02, 0.05, 0.1],
             "candidates": ["all", "train"],
         },
+        uses_env=True,
     ),
 }
-MODELS.update({name: ModelSpec(name, text, factory, grid) for name, text, factory, grid in neural_specs()})
+MODELS.update(
+    {name: ModelSpec(name, text, factory, grid, uses_env=True) for name, text, factory, grid in neural_specs()}
+)
 
 
 def model_spec(name: str) -> ModelSpec:
@@ -88,29 +93,47 @@ def model_spec(name: str) -> ModelSpec:
     return MODELS[name]
 
 
-def tuned_path(dataset: str, model: str) -> Path:
-    return TUNED_DIR / dataset / f"{model}.json"
+def tuned_path(directory: Path, dataset: str, model: str) -> Path:
+    return directory / dataset / f"{model}.json"
 
 
-def tuned_params(dataset: str, model: str) -> dict[str, Any] | None:
+def tuned_record(dataset: str, model: str, tuned_dir: Path | None = None) -> tuple[dict[str, Any], Path] | None:
+    """The validation-tuning record of ``model`` on ``dataset`` and its file: the user's, else the shipped one."""
+    for directory in (tuned_dir, SHIPPED_TUNED_DIR):
+        if directory is None:
+            continue
+        path = tuned_path(directory, dataset, model)
+        if path.exists():
+            try:
+                record = json.loads(path.read_text())
+                return dict(record), path
+            except (json.JSONDecodeError, OSError) as error:
+                raise ConfigError(
+                    "tuned", str(path), f"unreadable tuning record ({error}); rerun `semsr tune`"
+                ) from None
+    return None
+
+
+def tuned_params(dataset: str, model: str, tuned_dir: Path | None = None) -> dict[str, Any] | None:
     """The validation-tuned hyper-parameters of ``model`` on ``dataset``, or None if never tuned."""
-    path = tuned_path(dataset, model)
-    if not path.exists():
-        return None
-    record = json.loads(path.read_text())
-    return dict(record["params"])
+    found = tuned_record(dataset, model, tuned_dir)
+    return dict(found[0]["params"]) if found else None
 
 
-def build_model(name: str, dataset: str | None = None, **overrides: Any) -> Recommender:
+def build_model(name: str, dataset: str | None = None, *, env: ModelEnv | None = None, **overrides: Any) -> Recommender:
     """An unfitted model: tuned parameters for ``dataset`` when recorded, then ``overrides`` on top."""
     spec = model_spec(name)
-    params = (tuned_params(dataset, name) if dataset else None) or {}
+    tuned_dir = env.tuned_dir if env is not None else None
+    params = (tuned_params(dataset, name, tuned_dir) if dataset else None) or {}
     params.update(overrides)
+    extra = {"env": env} if spec.uses_env and env is not None else {}
     try:
-        return spec.factory(**params)
+        return spec.factory(**params, **extra)
     except ValidationError as error:
         first = error.errors()[0]
         field_name = ".".join(str(part) for part in first["loc"])
         raise ConfigError(field_name, first.get("input"), f"not valid for model {name!r}: {first['msg']}") from None
     except (TypeError, ValueError) as error:
+        if isinstance(error, ConfigError):
+            raise
         raise ConfigError("params", params, f"not valid for model {name!r}: {error}") from None

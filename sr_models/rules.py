@@ -72,7 +72,7 @@ class SequentialRules(Recommender):
             sums = np.asarray(matrix.sum(axis=1)).ravel()
             matrix = sp.diags(1.0 / np.maximum(sums, 1e-12)) @ matrix
         self.rules = matrix.tocsr()
-        counts = item_counts(data)
+        counts = item_counts(data.sessions, data.n_items)
         self.backfill_scores = 1e-9 * counts / max(counts.max(), 1.0)
         return self
 

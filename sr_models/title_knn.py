@@ -1,12 +1,17 @@
-"""Semantic session recommender (the LLMSeqSim idea of Harte et al., RecSys 2023) over title embeddings.
+"""Title kNN (the LLMSeqSim idea of Harte et al., RecSys 2023): items scored by how close their titles'
+embeddings are to the session's.
 
-A session becomes one vector built from its items' title embeddings — the last item only, the plain mean,
-or a recency-weighted mean (weight ``decay ** distance`` from the last item) — and every catalogue item is
-scored by cosine similarity to it: one numpy matmul over the unit-row matrix from
-:func:`embeddings.embed_catalog`, so it ranks the full catalogue exactly. An optional popularity prior
-(``popularity_weight * log1p(count) / log1p(max count)`` over training events) breaks the near-ties of
-many similar titles in favour of items people actually chose, and ``candidates='train'`` restricts the
-ranking to items seen in training (the protocol's targets always are).
+A session becomes one vector (:func:`embeddings.session.session_vectors`: the last item, the plain mean,
+or a recency-weighted mean) and every catalogue item is scored by cosine similarity to it: one numpy
+matmul over the unit-row matrix from :func:`embeddings.embed_catalog`, so it ranks the full catalogue
+exactly. An optional popularity prior (``popularity_weight * log1p(count) / log1p(max count)`` over
+training events) breaks the near-ties of many similar titles in favour of items people actually chose,
+and ``candidates='train'`` restricts the ranking to items seen in training (the protocol's targets
+always are).
+
+This is the project's semantic source in every role: the ``semantic`` pipeline, the graph's
+session-semantics source and the fallback of the LLM agent all use this class with its tuned settings.
+SemSR-I/-F (title vectors inside torch models) live in :mod:`sr_models.neural.semsr_text`.
 """
 
 from __future__ import annotations
@@ -19,67 +24,59 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from embeddings.catalog import embed_catalog
 from embeddings.config import EmbedderConfig, default_provider
+from embeddings.session import PoolingMode, session_vectors
 from sr_models.base import Recommender, TrainData
+from sr_models.env import ModelEnv
 from sr_models.popularity import item_counts
 from sr_models.ranking import NEVER
 
 
-class SemanticConfig(BaseModel):
-    """Hyper-parameters of :class:`SemanticRecommender`."""
+class TitleKNNConfig(BaseModel):
+    """Hyper-parameters of :class:`TitleKNN`."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    mode: Literal["last", "mean", "recency"] = Field("recency", description="How prompt items form the query.")
+    mode: PoolingMode = Field("recency", description="How prompt items form the query.")
     decay: float = Field(0.5, gt=0.0, le=1.0, description="'recency': weight decay**distance from the last item.")
     popularity_weight: float = Field(0.0, ge=0.0, description="Weight of the log-popularity prior added to cosine.")
     candidates: Literal["all", "train"] = Field("all", description="'train': only items seen in training sessions.")
-    embedder: EmbedderConfig = Field(default_factory=EmbedderConfig, description="Title embedder (default MiniLM).")
+    embedder: EmbedderConfig | None = Field(None, description="Title embedder; None = the project's (settings).")
 
 
-def session_weights(length: int, mode: str, decay: float) -> np.ndarray:
-    """Weights of prompt positions 0..length-1 (oldest first) for ``mode``."""
-    if mode == "last":
-        weights = np.zeros(length)
-        weights[-1] = 1.0
-        return weights
-    if mode == "mean":
-        return np.ones(length)
-    distance = np.arange(length - 1, -1, -1, dtype=np.float64)
-    return decay**distance
+class TitleKNN(Recommender):
+    """Cosine similarity of catalogue titles to the session's (pooled) title embedding."""
 
+    name = "title-knn"
 
-class SemanticRecommender(Recommender):
-    """Cosine similarity of catalogue titles to the session's (weighted) title embedding."""
+    def __init__(self, config: TitleKNNConfig | None = None, *, env: ModelEnv | None = None, **overrides: Any) -> None:
+        base = config or TitleKNNConfig()
+        self.config = TitleKNNConfig.model_validate({**base.model_dump(), **overrides})
+        self.env = env or ModelEnv()
 
-    name = "semantic"
-
-    def __init__(self, config: SemanticConfig | None = None, **overrides: Any) -> None:
-        base = config or SemanticConfig()
-        merged = {**base.model_dump(), **overrides}
-        self.config = SemanticConfig.model_validate(merged)
+    @property
+    def embedder_config(self) -> EmbedderConfig:
+        return self.config.embedder or self.env.embedder
 
     def params(self) -> dict[str, Any]:
-        return self.config.model_dump(mode="json")
+        params = self.config.model_dump(mode="json", exclude={"embedder"})
+        params["embedder"] = default_provider(self.embedder_config, threads=self.env.threads).id
+        return params
 
     def fit(self, data: TrainData) -> Self:
-        provider = default_provider(self.config.embedder)
-        self.vectors = embed_catalog(data.catalog, provider)
+        provider = default_provider(self.embedder_config, threads=self.env.threads)
+        self.vectors = embed_catalog(
+            data.catalog, provider, cache_dir=self.env.embeddings_dir, progress=self.env.progress
+        )
         self.embedder_id = provider.id
         self.n_items = data.n_items
-        counts = item_counts(data)
+        counts = item_counts(data.sessions, data.n_items)
         self.prior = self.config.popularity_weight * np.log1p(counts) / max(np.log1p(counts.max()), 1e-12)
         self.mask = np.where(counts > 0, 0.0, NEVER) if self.config.candidates == "train" else np.zeros(self.n_items)
         return self
 
     def session_vectors(self, prompts: Sequence[Sequence[int]]) -> np.ndarray:
         """One unit vector per prompt (rows of the same space as the catalogue matrix)."""
-        queries = np.zeros((len(prompts), self.vectors.shape[1]), dtype=np.float32)
-        for row, prompt in enumerate(prompts):
-            items = np.asarray(prompt, dtype=np.int64)
-            weights = session_weights(len(items), self.config.mode, self.config.decay).astype(np.float32)
-            queries[row] = weights @ self.vectors[items]
-        norms = np.linalg.norm(queries, axis=1, keepdims=True)
-        return queries / np.maximum(norms, 1e-12)
+        return session_vectors(self.vectors, prompts, self.config.mode, self.config.decay)
 
     def score(self, prompts: Sequence[Sequence[int]]) -> np.ndarray:
         self._check_fitted()

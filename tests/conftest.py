@@ -17,3 +17,11 @@ def beauty() -> Dataset:
 @pytest.fixture(scope="session")
 def beauty_protocol(beauty: Dataset) -> Protocol:
     return build_protocol(beauty)
+
+
+@pytest.fixture(scope="session")
+def settings(tmp_path_factory: pytest.TempPathFactory):
+    """Project settings for the suite: a fresh SEMSR_HOME, one thread (tests share 2 cores)."""
+    from semsr.settings import Settings
+
+    return Settings(home=tmp_path_factory.mktemp("semsr-home"), threads=1, progress=False)

@@ -14,7 +14,7 @@ from sr_models.base import TrainData
 from sr_models.knn import SKNN, SessionKNN, prompt_weights
 from sr_models.popularity import Popularity
 from sr_models.ranking import top_k
-from sr_models.registry import MODELS, TUNED_DIR, build_model, tuned_params
+from sr_models.registry import MODELS, SHIPPED_TUNED_DIR, build_model, tuned_params
 from sr_models.rules import SequentialRules
 
 TOY_CATALOG = Catalog(ids=tuple(range(8)), titles=tuple(f"t{i}" for i in range(8)))
@@ -108,7 +108,7 @@ def test_baselines_beat_popularity_on_real_validation_cases(beauty_protocol, nam
 
 def test_the_default_pipelines_models_have_a_recorded_tuning_on_beauty():
     # torch models also have grids, but a search over them costs hours of CPU; they train with defaults
-    for name in ("sknn", "vsknn", "sr", "semantic"):
+    for name in ("sknn", "vsknn", "sr", "title-knn"):
         assert MODELS[name].grid and tuned_params("amazon-beauty", name) is not None, name
-        record = json.loads((TUNED_DIR / "amazon-beauty" / f"{name}.json").read_text())
+        record = json.loads((SHIPPED_TUNED_DIR / "amazon-beauty" / f"{name}.json").read_text())
         assert record["selected_on"].startswith("validation fold")

@@ -41,8 +41,10 @@ def vectors(catalog: Catalog, tmp_path_factory: pytest.TempPathFactory) -> np.nd
 @pytest.fixture(scope="module")
 def index(catalog: Catalog, vectors: np.ndarray, tmp_path_factory: pytest.TempPathFactory) -> CatalogIndex:
     home = tmp_path_factory.mktemp("home")
-    (home / "embeddings").symlink_to(shared_cache_dir(tmp_path_factory))
-    built = CatalogIndex(catalog, TAG, provider=minilm(), chroma=ChromaConfig(), home=home)
+    cache = shared_cache_dir(tmp_path_factory)
+    built = CatalogIndex(
+        catalog, TAG, provider=minilm(), chroma=ChromaConfig(), store_path=home / "chroma", embeddings_dir=cache
+    )
     built.build(vectors=vectors)
     return built
 
@@ -75,7 +77,7 @@ def test_build_stores_every_item_with_its_metadata(index: CatalogIndex, catalog:
 
 
 def test_build_is_idempotent_and_resumes(catalog: Catalog, vectors: np.ndarray, tmp_path: Path) -> None:
-    fresh = CatalogIndex(catalog, TAG, provider=minilm(), chroma=ChromaConfig(path=tmp_path / "c"), home=tmp_path)
+    fresh = CatalogIndex(catalog, TAG, provider=minilm(), chroma=ChromaConfig(path=tmp_path / "c"), store_path=tmp_path)
     first = fresh.build(vectors=vectors, batch_size=64)
     assert (first.added, first.skipped) == (len(catalog), 0)
     fresh.collection.delete(ids=[str(item_id) for item_id in catalog.ids[:50]])  # as if a build had crashed
@@ -89,7 +91,7 @@ def test_reopening_in_a_new_process_uses_our_embedding_function(index: CatalogIn
     script = (
         "import chromadb, tools.chroma_embedding\n"
         "from chromadb.config import Settings\n"
-        f"client = chromadb.PersistentClient(path={str(index.chroma.resolved_path(index.home))!r},"
+        f"client = chromadb.PersistentClient(path={str(index.store_path)!r},"
         " settings=Settings(anonymized_telemetry=False))\n"
         f"collection = client.get_collection({index.name!r})\n"
         "print(type(collection.configuration['embedding_function']).__name__, collection.count())\n"
@@ -101,7 +103,7 @@ def test_reopening_in_a_new_process_uses_our_embedding_function(index: CatalogIn
 def test_a_collection_built_by_another_embedder_is_refused(index: CatalogIndex, catalog: Catalog) -> None:
     other = CountingProvider(dim=384, name="other-model")
     with pytest.raises(ConfigError, match=r"test:other-model-384.*built with embedder 'minilm-l6-v2@"):
-        CatalogIndex(catalog, TAG, provider=other, home=index.home, name=index.name)
+        CatalogIndex(catalog, TAG, provider=other, store_path=index.store_path, name=index.name)
     # without an explicit name another embedder simply gets a collection of its own
     assert collection_name("semsr", TAG, other.id) != index.name
 
@@ -165,12 +167,14 @@ def test_unusable_chroma_locations_are_clear_errors(catalog: Catalog, tmp_path: 
     blocker = tmp_path / "a-file"
     blocker.write_text("x")
     with pytest.raises(ConfigError, match=r"chroma\.path=.*cannot create the directory"):
-        CatalogIndex(catalog, TAG, provider=minilm(), chroma=ChromaConfig(path=blocker / "chroma"), home=tmp_path)
+        CatalogIndex(catalog, TAG, provider=minilm(), chroma=ChromaConfig(path=blocker / "chroma"), store_path=tmp_path)
     down = ChromaConfig(server_url=f"http://127.0.0.1:{free_port()}")
     with pytest.raises(ConfigError, match=r"chroma\.server_url=.*no Chroma server answers"):
-        CatalogIndex(catalog, TAG, provider=minilm(), chroma=down, home=tmp_path)
+        CatalogIndex(catalog, TAG, provider=minilm(), chroma=down, store_path=tmp_path)
     with pytest.raises(ConfigError, match=r"chroma\.server_url='localhost:8000'"):
-        CatalogIndex(catalog, TAG, provider=minilm(), chroma=ChromaConfig(server_url="localhost:8000"), home=tmp_path)
+        CatalogIndex(
+            catalog, TAG, provider=minilm(), chroma=ChromaConfig(server_url="localhost:8000"), store_path=tmp_path
+        )
 
 
 # -- server mode -------------------------------------------------------------------------------------------------
@@ -210,7 +214,9 @@ def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def test_server_mode_builds_and_queries(
     chroma_server: str, catalog: Catalog, vectors: np.ndarray, tmp_path: Path
 ) -> None:
-    remote = CatalogIndex(catalog, TAG, provider=minilm(), chroma=ChromaConfig(server_url=chroma_server), home=tmp_path)
+    remote = CatalogIndex(
+        catalog, TAG, provider=minilm(), chroma=ChromaConfig(server_url=chroma_server), store_path=tmp_path
+    )
     assert type(remote.client).__name__ != "PersistentClient"
     report = remote.build(vectors=vectors, batch_size=128)
     assert report.added == len(catalog) and remote.count() == len(catalog)
@@ -223,7 +229,7 @@ def test_server_mode_builds_and_queries(
             TAG,
             provider=CountingProvider(dim=384),
             chroma=ChromaConfig(server_url=chroma_server),
-            home=tmp_path,
+            store_path=tmp_path,
             name=remote.name,
         )
 

@@ -61,8 +61,8 @@ def test_killed_cli_run_resumes_without_losing_or_repeating_cases(tmp_path):
     assert f"{1500 - written} new cases" in finished.stdout
 
 
-def test_report_refuses_runs_with_different_protocols(tmp_path, beauty_protocol):
-    popularity = build_pipeline("popularity", beauty_protocol)
+def test_report_refuses_runs_with_different_protocols(tmp_path, beauty_protocol, settings):
+    popularity = build_pipeline("popularity", beauty_protocol, settings=settings)
     evaluate(popularity, beauty_protocol, tmp_path / "a", limit=50, progress=False)
     evaluate(popularity, beauty_protocol, tmp_path / "b", limit=60, progress=False)
     with pytest.raises(ConfigError, match=r"not comparable.*limit"):
@@ -71,11 +71,17 @@ def test_report_refuses_runs_with_different_protocols(tmp_path, beauty_protocol)
         write_report(tmp_path)
 
 
-def test_report_aggregates_metrics_significance_and_plots(tmp_path, beauty_protocol):
+def test_report_aggregates_metrics_significance_and_plots(tmp_path, beauty_protocol, settings):
     for name in ("popularity", "sr"):
-        evaluate(build_pipeline(name, beauty_protocol), beauty_protocol, tmp_path / name, limit=400, progress=False)
+        evaluate(
+            build_pipeline(name, beauty_protocol, settings=settings),
+            beauty_protocol,
+            tmp_path / name,
+            limit=400,
+            progress=False,
+        )
     # a "fused" run: sequential rules under another name, to exercise the fused-vs-component tests
-    fused = build_pipeline("sr", beauty_protocol)
+    fused = build_pipeline("sr", beauty_protocol, settings=settings)
     fused.name = "fused"
     evaluate(fused, beauty_protocol, tmp_path / "fused", limit=400, progress=False)
     runs = load_runs(tmp_path)
@@ -83,7 +89,13 @@ def test_report_aggregates_metrics_significance_and_plots(tmp_path, beauty_proto
     assert rows[("fused", "sr")]["hr@20 diff"] == 0.0 and rows[("fused", "sr")]["hr@20 p"] == 1.0
     assert rows[("fused", "popularity")]["hr@20 diff"] > 0 and rows[("fused", "popularity")]["hr@20 p"] < 0.05
     slow = tmp_path / "slow"
-    evaluate(build_pipeline("vsknn", beauty_protocol), beauty_protocol, slow / "vsknn", limit=100, progress=False)
+    evaluate(
+        build_pipeline("vsknn", beauty_protocol, settings=settings),
+        beauty_protocol,
+        slow / "vsknn",
+        limit=100,
+        progress=False,
+    )
     report = write_report(tmp_path, names=["popularity", "sr", "fused"]).read_text()
     assert "| sr | SemSR |" in report and "| V-SKNN | published |" in report
     subset = write_report(tmp_path, names=["popularity", "sr", "fused"], partial=["slow/vsknn"]).read_text()
@@ -94,13 +106,11 @@ def test_report_aggregates_metrics_significance_and_plots(tmp_path, beauty_proto
 
 
 @pytest.mark.slow
-def test_ray_executor_matches_the_local_one(tmp_path, beauty_protocol):
+def test_ray_executor_matches_the_local_one(tmp_path, beauty_protocol, settings):
     ray = pytest.importorskip("ray")
     from evals.executors import RayExecutor
-    from semsr.settings import Settings
 
-    settings = Settings(home=tmp_path / "home", threads=1)
-    pipeline = build_pipeline("sr", beauty_protocol)
+    pipeline = build_pipeline("sr", beauty_protocol, settings=settings)
     spec = PipelineSpec("sr", "amazon-beauty", "test")
     try:
         remote = evaluate(

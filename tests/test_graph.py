@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from graphs import resources
-from graphs.api import Answer, answer, recommend, stream_updates, thread_session
+from graphs.api import Answer, SemSR
 from graphs.context import Context
-from graphs.resources import InvalidSession, ResourceConfig, resources_for
+from graphs.resources import InvalidSession
 from graphs.tracing import JsonlTracer, read_trace
+from semsr.settings import Settings
 
 # the kNN session models fit in seconds; the torch models have tests of their own
 FAST_SOURCES = ("vsknn", "sr")
@@ -55,11 +55,9 @@ def home(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("semsr-home")
 
 
-@pytest.fixture(autouse=True)
-def configured(home):
-    resources.configure(ResourceConfig(home=home, threads=1))
-    yield
-    resources.configure(ResourceConfig())
+@pytest.fixture(scope="module")
+def semsr(home) -> SemSR:
+    return SemSR(Settings(home=home, threads=1))
 
 
 @pytest.fixture(scope="module")
@@ -68,18 +66,17 @@ def context(slice_spec) -> Context:
 
 
 @pytest.fixture(scope="module")
-def slice_items(slice_spec, home):
-    resources.configure(ResourceConfig(home=home, threads=1))
-    res = resources_for(Context(dataset=slice_spec))
+def slice_items(slice_spec, semsr):
+    res = semsr.services.resources(Context(dataset=slice_spec))
     test = res.protocol.test
     return res, test
 
 
-def test_normal_route_fuses_every_source(context, slice_items):
+def test_normal_route_fuses_every_source(semsr, context, slice_items):
     res, test = slice_items
     case = test.cases[0]
     items = [res.catalog.ids[i] for i in case.prompt]
-    result = recommend(items, k=10, context=context)
+    result = semsr.recommend(items, k=10, context=context)
     assert isinstance(result, Answer)
     assert len(result.recommendations) == 10
     assert [r["rank"] for r in result.recommendations] == list(range(1, 11))
@@ -93,61 +90,61 @@ def test_normal_route_fuses_every_source(context, slice_items):
     assert not [d for d in result.degraded if not d.startswith("fusion")]
 
 
-def test_cold_items_go_the_semantic_path(context, slice_items):
+def test_cold_items_go_the_semantic_path(semsr, context, slice_items):
     res, _ = slice_items
     unseen = [i for i in range(len(res.catalog)) if i not in res.train_items]
     assert unseen, "the slice must hold items only seen in held-out sessions"
     item = res.catalog.ids[unseen[0]]
-    result = recommend([item], k=5, context=context)
+    result = semsr.recommend([item], k=5, context=context)
     assert result.cold_items == [item]
     assert any(d.startswith("vsknn: ") for d in result.degraded)
     assert len(result.recommendations) == 5
     assert all(set(r["contributions"]) == {"semantic"} for r in result.recommendations)
 
 
-def test_llm_down_degrades_to_the_other_sources(context, slice_items, home):
+def test_llm_down_degrades_to_the_other_sources(semsr, context, slice_items, home):
     from agents.config import LLMConfig
 
     res, test = slice_items
     down = LLMConfig(base_url=f"http://127.0.0.1:{_closed_port()}/v1", timeout=3, http_retries=0, cache_mode="live")
-    resources.configure(ResourceConfig(home=home, threads=1, llm=down))
+    offline = SemSR(Settings(home=home, threads=1, llm=down))
     items = [res.catalog.ids[i] for i in test.cases[1].prompt]
-    result = recommend(items, k=5, context=replace(context, use_llm=True))
+    result = offline.recommend(items, k=5, context=replace(context, use_llm=True))
     assert any(d.startswith("intent: LLM unavailable") for d in result.degraded)
     assert "some sources were unavailable" in result.explanation
     assert len(result.recommendations) == 5
 
 
-def test_chroma_down_falls_back_to_session_models(context, slice_items, home):
+def test_chroma_down_falls_back_to_session_models(semsr, context, slice_items, home):
     from tools.config import ChromaConfig
 
     res, test = slice_items
     down = ChromaConfig(server_url=f"http://127.0.0.1:{_closed_port()}")
-    resources.configure(ResourceConfig(home=home, threads=1, chroma=down))
+    offline = SemSR(Settings(home=home, threads=1, chroma=down))
     items = [res.catalog.ids[i] for i in test.cases[2].prompt]
-    result = recommend(items, k=5, context=context)
+    result = offline.recommend(items, k=5, context=context)
     assert any(d.startswith("semantic: semantic index") for d in result.degraded)
     assert len(result.recommendations) == 5
     assert all("semantic" not in r["contributions"] for r in result.recommendations)
 
 
-def test_a_conversation_adds_items_to_its_thread(context, slice_items):
+def test_a_conversation_adds_items_to_its_thread(semsr, context, slice_items):
     res, test = slice_items
     first, second = (res.catalog.ids[i] for i in (*test.cases[3].prompt[:1], test.cases[4].target))
-    one = recommend([first], k=5, thread_id="shopper-1", context=context)
-    two = recommend([second], k=5, thread_id="shopper-1", context=context)
+    one = semsr.recommend([first], k=5, thread_id="shopper-1", context=context)
+    two = semsr.recommend([second], k=5, thread_id="shopper-1", context=context)
     assert one.session == [first]
     assert two.session == [first, second]
-    assert thread_session("shopper-1") == [first, second]
+    assert semsr.thread_session("shopper-1") == [first, second]
     assert second not in {r["item_id"] for r in two.recommendations}
-    fresh = recommend([second], k=5, thread_id="shopper-1", context=context, reset=True)
+    fresh = semsr.recommend([second], k=5, thread_id="shopper-1", context=context, reset=True)
     assert fresh.session == [second]
 
 
-def test_low_confidence_intent_asks_a_question_and_resumes(context, slice_items, home):
+def test_low_confidence_intent_asks_a_question_and_resumes(semsr, context, slice_items, home):
     res, test = slice_items
     ctx = replace(context, use_llm=True, clarify_below=0.5)
-    resources_for(ctx).__dict__["intent_agent"] = lambda titles, timeout: {
+    semsr.services.resources(ctx).__dict__["intent_agent"] = lambda titles, timeout: {
         "summary": "Something for the hair",
         "categories": ["hair care"],
         "attributes": {},
@@ -155,60 +152,62 @@ def test_low_confidence_intent_asks_a_question_and_resumes(context, slice_items,
         "confidence": 0.2,
     }
     items = [res.catalog.ids[i] for i in test.cases[5].prompt]
-    asked = recommend(items, k=5, thread_id="shopper-2", context=ctx)
+    asked = semsr.recommend(items, k=5, thread_id="shopper-2", context=ctx)
     assert asked.question and "Something for the hair" in asked.question
     assert asked.recommendations == []
-    done = answer("shopper-2", "a dry shampoo", context=ctx)
+    done = semsr.answer("shopper-2", "a dry shampoo", context=ctx)
     assert len(done.recommendations) == 5
     assert "a dry shampoo" in done.explanation
     assert "intent" in set().union(*(r["contributions"] for r in done.recommendations))
     with pytest.raises(InvalidSession, match="no pending question"):
-        answer("shopper-2", "again", context=ctx)
-    del resources_for(ctx).__dict__["intent_agent"]
+        semsr.answer("shopper-2", "again", context=ctx)
+    del semsr.services.resources(ctx).__dict__["intent_agent"]
 
 
-def test_streaming_reports_each_node(context, slice_items):
+def test_streaming_reports_each_node(semsr, context, slice_items):
     res, test = slice_items
     items = [res.catalog.ids[i] for i in test.cases[6].prompt]
-    nodes = [node for node, _ in stream_updates(items, k=3, context=context)]
+    nodes = [node for node, _ in semsr.stream_updates(items, k=3, context=context)]
     assert nodes[0] == "validate" and nodes[-1] == "fuse"
     assert {"sr_rerank", "session_semantics", "infer_intent"} <= set(nodes)
 
 
-def test_trace_records_every_node_with_latency(context, slice_items, tmp_path):
+def test_trace_records_every_node_with_latency(semsr, context, slice_items, tmp_path):
     res, test = slice_items
     items = [res.catalog.ids[i] for i in test.cases[7].prompt]
-    recommend(items, k=3, context=context, callbacks=[JsonlTracer(tmp_path / "trace.jsonl")])
+    semsr.recommend(items, k=3, context=context, callbacks=[JsonlTracer(tmp_path / "trace.jsonl")])
     records = read_trace(tmp_path / "trace.jsonl")
     nodes = {r["node"] for r in records if r["type"] == "node"}
     assert {"validate", "sr_rerank", "session_semantics", "fuse"} <= nodes
     assert all(r["seconds"] >= 0 for r in records if r["type"] == "node")
 
 
-def test_bad_input_is_named_or_documented(context, slice_items):
+def test_bad_input_is_named_or_documented(semsr, context, slice_items):
     res, test = slice_items
     known = res.catalog.ids[test.cases[8].prompt[0]]
     with pytest.raises(InvalidSession, match="the session is empty"):
-        recommend([], context=context)
+        semsr.recommend([], context=context)
     with pytest.raises(InvalidSession, match="no known item"):
-        recommend(["not-an-id", 10**9], context=context)
+        semsr.recommend([10**9, "123456789"], context=context)
+    with pytest.raises(InvalidSession, match=r"items\[0\]='not-an-id': item ids of this dataset are integers"):
+        semsr.recommend(["not-an-id", known], context=context)
     with pytest.raises(InvalidSession, match="k=0"):
-        recommend([known], k=0, context=context)
+        semsr.recommend([known], k=0, context=context)
     with pytest.raises(InvalidSession, match="k=101"):
-        recommend([known], k=101, context=context)
+        semsr.recommend([known], k=101, context=context)
     with pytest.raises(InvalidSession, match="unknown thread"):
-        answer("never-started", "hi", context=context)
+        semsr.answer("never-started", "hi", context=context)
     with pytest.raises(InvalidSession, match="thread_id"):
-        recommend([known], thread_id="  ", context=context)
+        semsr.recommend([known], thread_id="  ", context=context)
     # unknown ids are reported and skipped; ids given as strings are accepted
-    mixed = recommend([str(known), "bogus"], k=3, context=context)
-    assert mixed.unknown_items == ["bogus"] and mixed.session == [known]
+    mixed = semsr.recommend([str(known), 10**9], k=3, context=context)
+    assert mixed.unknown_items == [10**9] and mixed.session == [known]
     # duplicates are kept in the session, never recommended back
-    twice = recommend([known, known], k=3, context=context)
+    twice = semsr.recommend([known, known], k=3, context=context)
     assert twice.session == [known, known] and known not in {r["item_id"] for r in twice.recommendations}
     # a 10,000-item session is served from its most recent items
     many = [res.catalog.ids[i % len(res.catalog)] for i in range(10_000)]
-    huge = recommend(many, k=3, context=context)
+    huge = semsr.recommend(many, k=3, context=context)
     assert len(huge.recommendations) == 3 and len(huge.session) == 10_000
 
 
@@ -286,16 +285,16 @@ def test_langsmith_variables_do_not_break_a_request(slice_spec, slice_items, hom
     items = [res.catalog.ids[i] for i in test.cases[10].prompt]
     script = (
         "import json, sys\n"
-        "from graphs import resources\n"
         "from graphs.api import recommend\n"
         "from graphs.context import Context\n"
-        f"resources.configure(resources.ResourceConfig(home={str(home)!r}, threads=1))\n"
         f"context = Context(dataset={slice_spec!r}, use_llm=False, fusion='rrf', sr_sources={FAST_SOURCES!r})\n"
         f"answer = recommend({items!r}, k=3, context=context)\n"
         "print(json.dumps(len(answer.recommendations)))\n"
     )
     env = {
         **os.environ,
+        "SEMSR_HOME": str(home),  # the Python API reads the settings from the environment
+        "SEMSR_THREADS": "1",
         "LANGSMITH_TRACING": "true",
         "LANGSMITH_API_KEY": "test-key",
         "LANGSMITH_ENDPOINT": f"http://127.0.0.1:{_closed_port()}",

@@ -66,9 +66,9 @@ def test_a_killed_run_resumes_without_losing_or_repeating_cases(tmp_path, beauty
     assert evaluate(popularity, beauty_protocol, tmp_path, limit=400, progress=False).n_new_cases == 0
 
 
-def test_a_directory_of_another_run_is_refused(tmp_path, beauty_protocol, popularity):
+def test_a_directory_of_another_run_is_refused(tmp_path, beauty_protocol, popularity, settings):
     evaluate(popularity, beauty_protocol, tmp_path, limit=20, progress=False)
-    other = build_pipeline("sr", beauty_protocol, "test")
+    other = build_pipeline("sr", beauty_protocol, "test", settings=settings)
     with pytest.raises(ConfigError, match=r"different run.*pipeline"):
         evaluate(other, beauty_protocol, tmp_path, limit=20, progress=False)
 

@@ -58,7 +58,7 @@ def test_cold_sessions_and_bad_input(tool, beauty):
         _call(tool, item_ids=[], k=5)
     with pytest.raises(ConfigError, match="k=0"):
         _call(tool, item_ids=[catalog.ids[0]], k=0)
-    with pytest.raises(ConfigError, match="is not in the catalogue"):
+    with pytest.raises(ConfigError, match="not in the catalogue"):
         _call(tool, item_ids=[-42], k=5)
     with pytest.raises(ConfigError, match="models='gru'"):
         _call(tool, item_ids=[catalog.ids[0]], k=5, models=["gru"])

@@ -1,4 +1,4 @@
-"""The semantic (LLMSeqSim-style) recommender: session vectors, masking, the registry entry, and its
+"""The title-kNN (LLMSeqSim-style) recommender: session vectors, masking, the registry entry, and its
 accuracy against popularity on real validation cases embedded with MiniLM."""
 
 from __future__ import annotations
@@ -11,14 +11,16 @@ import pytest
 from semantic_helpers import minilm, shared_cache_dir
 
 from embeddings.config import EmbedderConfig
+from embeddings.session import position_weights
 from sessiondata.errors import ConfigError
 from sessiondata.protocol import Protocol
 from sessiondata.schema import Catalog, Session
 from sr_models.base import TrainData
+from sr_models.env import ModelEnv
 from sr_models.popularity import Popularity
 from sr_models.ranking import conservative_rank
-from sr_models.registry import build_model, tuned_path
-from sr_models.semantic import SemanticRecommender, session_weights
+from sr_models.registry import SHIPPED_TUNED_DIR, build_model, tuned_path
+from sr_models.title_knn import TitleKNN
 
 
 @pytest.fixture
@@ -34,14 +36,14 @@ def tiny(tmp_path: Path) -> tuple[TrainData, np.ndarray, EmbedderConfig]:
 
 
 def test_session_weights() -> None:
-    np.testing.assert_array_equal(session_weights(3, "last", 0.5), [0, 0, 1])
-    np.testing.assert_array_equal(session_weights(3, "mean", 0.5), [1, 1, 1])
-    np.testing.assert_allclose(session_weights(3, "recency", 0.5), [0.25, 0.5, 1.0])
+    np.testing.assert_array_equal(position_weights(3, "last", 0.5), [0, 0, 1])
+    np.testing.assert_array_equal(position_weights(3, "mean", 0.5), [1, 1, 1])
+    np.testing.assert_allclose(position_weights(3, "recency", 0.5), [0.25, 0.5, 1.0])
 
 
 def test_last_item_mode_scores_cosine_to_the_last_item(tiny) -> None:
     data, vectors, embedder = tiny
-    model = SemanticRecommender(mode="last", embedder=embedder).fit(data)
+    model = TitleKNN(mode="last", embedder=embedder).fit(data)
     scores = model.score([[0, 2], [3]])
     assert scores.shape == (2, 5)
     np.testing.assert_allclose(scores[0], vectors @ vectors[2], atol=1e-6)
@@ -51,22 +53,22 @@ def test_last_item_mode_scores_cosine_to_the_last_item(tiny) -> None:
 def test_recency_with_decay_one_is_the_mean_and_small_decay_approaches_last(tiny) -> None:
     data, vectors, embedder = tiny
     prompt = [[0, 1, 2]]
-    mean = SemanticRecommender(mode="mean", embedder=embedder).fit(data).score(prompt)
-    flat = SemanticRecommender(mode="recency", decay=1.0, embedder=embedder).fit(data).score(prompt)
+    mean = TitleKNN(mode="mean", embedder=embedder).fit(data).score(prompt)
+    flat = TitleKNN(mode="recency", decay=1.0, embedder=embedder).fit(data).score(prompt)
     np.testing.assert_allclose(flat, mean, atol=1e-6)
     centre = vectors[[0, 1, 2]].mean(axis=0)
     np.testing.assert_allclose(mean[0], vectors @ (centre / np.linalg.norm(centre)), atol=1e-6)
-    sharp = SemanticRecommender(mode="recency", decay=1e-4, embedder=embedder).fit(data).score(prompt)
-    last = SemanticRecommender(mode="last", embedder=embedder).fit(data).score(prompt)
+    sharp = TitleKNN(mode="recency", decay=1e-4, embedder=embedder).fit(data).score(prompt)
+    last = TitleKNN(mode="last", embedder=embedder).fit(data).score(prompt)
     np.testing.assert_allclose(sharp, last, atol=1e-3)
 
 
 def test_train_candidates_and_popularity_prior(tiny) -> None:
     data, _, embedder = tiny
-    masked = SemanticRecommender(mode="last", candidates="train", embedder=embedder).fit(data).score([[0]])
+    masked = TitleKNN(mode="last", candidates="train", embedder=embedder).fit(data).score([[0]])
     assert masked[0, 4] == -np.inf and np.isfinite(masked[0, :4]).all()
-    plain = SemanticRecommender(mode="last", embedder=embedder).fit(data).score([[0]])
-    boosted = SemanticRecommender(mode="last", popularity_weight=0.5, embedder=embedder).fit(data).score([[0]])
+    plain = TitleKNN(mode="last", embedder=embedder).fit(data).score([[0]])
+    boosted = TitleKNN(mode="last", popularity_weight=0.5, embedder=embedder).fit(data).score([[0]])
     # item 1 occurs twice (the most), items 0, 2, 3 once, item 4 never: the prior follows those counts
     counts = np.array([1, 2, 1, 1, 0], dtype=np.float64)
     np.testing.assert_allclose((boosted - plain)[0], 0.5 * np.log1p(counts) / np.log1p(2), atol=1e-6)
@@ -74,21 +76,28 @@ def test_train_candidates_and_popularity_prior(tiny) -> None:
 
 def test_unfitted_and_bad_parameters(tiny) -> None:
     with pytest.raises(RuntimeError, match="not fitted"):
-        SemanticRecommender().score([[0]])
-    with pytest.raises(ConfigError, match="not valid for model 'semantic'"):
-        build_model("semantic", mode="median")
-    with pytest.raises(ConfigError, match="not valid for model 'semantic'"):
-        build_model("semantic", decay=0.0)
+        TitleKNN().score([[0]])
+    with pytest.raises(ConfigError, match="not valid for model 'title-knn'"):
+        build_model("title-knn", mode="median")
+    with pytest.raises(ConfigError, match="not valid for model 'title-knn'"):
+        build_model("title-knn", decay=0.0)
 
 
 def test_registry_uses_the_validation_tuned_parameters() -> None:
-    path = tuned_path("amazon-beauty", "semantic")
-    if not path.exists():
-        pytest.skip("semantic is not tuned on amazon-beauty yet")
-    record = json.loads(path.read_text())
+    record = json.loads(tuned_path(SHIPPED_TUNED_DIR, "amazon-beauty", "title-knn").read_text())
     assert record["selected_on"].startswith("validation fold")
-    model = build_model("semantic", "amazon-beauty")
+    model = build_model("title-knn", "amazon-beauty")
     assert {key: model.params()[key] for key in record["params"]} == record["params"]
+
+
+def test_a_users_tuning_in_semsr_home_wins_over_the_shipped_one(tmp_path: Path) -> None:
+    user = tmp_path / "tuned" / "amazon-beauty" / "title-knn.json"
+    user.parent.mkdir(parents=True)
+    user.write_text(json.dumps({"params": {"mode": "mean", "decay": 0.7}, "selected_on": "validation fold"}))
+    mine = build_model("title-knn", "amazon-beauty", env=ModelEnv(tuned_dir=tmp_path / "tuned"))
+    assert (mine.params()["mode"], mine.params()["decay"]) == ("mean", 0.7)
+    shipped = build_model("title-knn", "amazon-beauty", env=ModelEnv(tuned_dir=tmp_path / "elsewhere"))
+    assert shipped.params()["mode"] == "last"
 
 
 def _sub_problem(protocol: Protocol, n_cases: int = 120, n_popular: int = 200):
@@ -122,14 +131,13 @@ def _hr_mrr(model, cases, k: int = 20) -> tuple[float, float]:
 
 
 @pytest.mark.slow
-def test_semantic_beats_popularity_on_real_validation_cases(
-    beauty_protocol: Protocol, tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+def test_title_knn_beats_popularity_on_real_validation_cases(
+    beauty_protocol: Protocol, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    monkeypatch.setenv("SEMSR_HOME", str(shared_cache_dir(tmp_path_factory).parent))
-    (shared_cache_dir(tmp_path_factory).parent / "embeddings").mkdir(exist_ok=True)
     minilm()  # the shared one-thread provider, so fit() reuses the loaded model
     data, cases = _sub_problem(beauty_protocol)
-    semantic = SemanticRecommender(mode="last").fit(data)
+    env = ModelEnv(embeddings_dir=shared_cache_dir(tmp_path_factory), threads=1)
+    semantic = TitleKNN(mode="last", env=env).fit(data)
     assert semantic.embedder_id == minilm().id
     popularity = Popularity().fit(data)
     sem_hr, sem_mrr = _hr_mrr(semantic, cases)

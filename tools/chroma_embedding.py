@@ -8,6 +8,7 @@ module can reopen a collection (Chroma rebuilds the function from the registry b
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -25,9 +26,14 @@ NAME = "semsr"
 class SemsrEmbeddingFunction(EmbeddingFunction[Documents]):
     """Chroma-facing wrapper of an :class:`EmbeddingProvider` (through the on-disk embedding cache)."""
 
-    def __init__(self, provider: EmbeddingProvider | None = None, config: EmbedderConfig | None = None) -> None:
+    def __init__(
+        self,
+        provider: EmbeddingProvider | None = None,
+        config: EmbedderConfig | None = None,
+        cache_dir: Path | None = None,
+    ) -> None:
         self.config = config or EmbedderConfig()
-        self.provider = cached(provider or default_provider(self.config))
+        self.provider = cached(provider or default_provider(self.config), cache_dir)
 
     def __call__(self, input: Documents) -> Embeddings:
         return list(np.asarray(self.provider.embed(list(input)), dtype=np.float32))

@@ -6,7 +6,7 @@ maximum batch size, idempotent (upserts) and resumable (ids already present are 
 carries the item id, dense index, title and the catalogue's metadata columns; the space is cosine, so
 ``score = 1 - distance`` is the cosine similarity.
 
-Chroma runs embedded (``PersistentClient`` on ``<home>/chroma``) unless a server URL is configured
+Chroma runs embedded (``PersistentClient`` on ``store_path``, by default ``<home>/chroma``) unless a server URL is configured
 (``HttpClient``, e.g. against ``chroma run --path DIR --host 127.0.0.1 --port 8000``).
 """
 
@@ -26,7 +26,9 @@ from chromadb.errors import ChromaError
 from embeddings.base import EmbeddingProvider, l2_normalise, slug
 from embeddings.catalog import cached, embed_catalog
 from embeddings.config import EmbedderConfig
-from sessiondata.errors import ConfigError, DataError
+from embeddings.session import PoolingMode, session_vectors
+from sessiondata.errors import ConfigError
+from sessiondata.ids import require_known
 from sessiondata.schema import Catalog, ItemId
 from tools.chroma_embedding import SemsrEmbeddingFunction
 from tools.config import ChromaConfig
@@ -70,8 +72,9 @@ def _chroma_settings() -> Any:
     return ChromaSettings(anonymized_telemetry=False, allow_reset=False)
 
 
-def make_client(config: ChromaConfig, home: Path) -> Any:
-    """A Chroma client: ``HttpClient`` when ``config.server_url`` is set, else ``PersistentClient``."""
+def make_client(config: ChromaConfig, store_path: Path) -> Any:
+    """A Chroma client: ``HttpClient`` when ``config.server_url`` is set, else ``PersistentClient`` on
+    ``store_path`` (``config.path`` when set, else the caller's ``settings.paths.chroma``)."""
     import chromadb
 
     if config.server_url:
@@ -89,7 +92,7 @@ def make_client(config: ChromaConfig, home: Path) -> Any:
                 "chroma.server_url", config.server_url, f"no Chroma server answers ({type(error).__name__}: {error})"
             ) from None
         return client
-    path = config.resolved_path(home)
+    path = config.path if config.path is not None else store_path
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as error:
@@ -119,17 +122,18 @@ class CatalogIndex:
         *,
         provider: EmbeddingProvider,
         chroma: ChromaConfig | None = None,
-        home: Path = Path(".semsr"),
+        store_path: Path,
+        embeddings_dir: Path | None = None,
         embedder_config: EmbedderConfig | None = None,
         name: str | None = None,
         client: Any = None,
     ) -> None:
         self.catalog = catalog
         self.dataset_tag = dataset_tag
-        self.provider = cached(provider, home / "embeddings")
+        self.provider = cached(provider, embeddings_dir)
         self.chroma = chroma or ChromaConfig()
-        self.home = home
-        self.client = client if client is not None else make_client(self.chroma, home)
+        self.store_path = self.chroma.path if self.chroma.path is not None else store_path
+        self.client = client if client is not None else make_client(self.chroma, store_path)
         self.name = name or collection_name(self.chroma.collection_prefix, dataset_tag, self.provider.id)
         self.embedding_function = SemsrEmbeddingFunction(self.provider, embedder_config)
         self.collection = self._open()
@@ -240,16 +244,8 @@ class CatalogIndex:
 
     # -- querying ------------------------------------------------------------------------------------------
     def _check_ids(self, item_ids: Sequence[object], field: str) -> list[str]:
-        keys = []
-        for raw in item_ids:
-            try:
-                item_id = self.catalog.parse_id(raw) if isinstance(raw, str) else raw
-            except DataError as error:
-                raise ConfigError(field, raw, error.reason) from None
-            if item_id not in self.catalog:
-                raise ConfigError(field, raw, f"unknown item id in catalogue {self.dataset_tag!r}")
-            keys.append(str(item_id))
-        return keys
+        """Chroma ids (the external id as text) of ``item_ids``; malformed or unknown ids are errors."""
+        return [str(self.catalog.ids[i]) for i in require_known(self.catalog, list(item_ids), field=field)]
 
     def _check_k(self, k: int) -> None:
         size = len(self.catalog)
@@ -315,27 +311,15 @@ class CatalogIndex:
             raise ConfigError("query", text, "is empty or whitespace; there is nothing to search for")
         return self.query_vectors(self.provider.embed([text]), k, **options)[0]
 
-    def query_items(self, item_ids: Sequence[object], k: int, **options: Any) -> list[Hit]:
-        """Items closest to the mean title vector of ``item_ids`` (a session); those items are excluded."""
+    def query_items(
+        self, item_ids: Sequence[object], k: int, *, pooling: PoolingMode = "mean", decay: float = 0.5, **options: Any
+    ) -> list[Hit]:
+        """Items closest to the pooled title vector of ``item_ids`` (a session, oldest first; see
+        :func:`embeddings.session.session_vectors`); those items are excluded."""
         if not item_ids:
             raise ConfigError("item_ids", item_ids, "give at least one item id")
-        centre = self.item_vectors(item_ids).mean(axis=0, keepdims=True)
+        vectors = self.item_vectors(item_ids)
+        centre = session_vectors(vectors, [range(len(item_ids))], pooling, decay)
         exclude = [*options.pop("exclude_ids", ()), *item_ids]
         return self.query_vectors(centre, k, exclude_ids=exclude, **options)[0]
 
-
-def open_index(
-    catalog: Catalog,
-    dataset_tag: str,
-    *,
-    embedder: EmbedderConfig | None = None,
-    chroma: ChromaConfig | None = None,
-    home: Path = Path(".semsr"),
-    threads: int | None = None,
-) -> CatalogIndex:
-    """The index for ``catalog`` with the embedder of ``embedder`` (default MiniLM)."""
-    from embeddings.config import default_provider
-
-    embedder = embedder or EmbedderConfig()
-    provider = default_provider(embedder, threads=threads)
-    return CatalogIndex(catalog, dataset_tag, provider=provider, chroma=chroma, home=home, embedder_config=embedder)

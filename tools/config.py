@@ -22,5 +22,3 @@ class ChromaConfig(BaseModel):
     ef_search: int = Field(100, ge=8, description="HNSW query-time candidate list size.")
     max_neighbors: int = Field(16, ge=4, description="HNSW links per node (M).")
 
-    def resolved_path(self, home: Path) -> Path:
-        return self.path if self.path is not None else home / "chroma"

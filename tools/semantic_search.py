@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 from langchain_core.tools import StructuredTool
 from pydantic import BaseModel, Field
 
+from embeddings.session import session_vectors
 from sessiondata.errors import ConfigError
 from tools.chroma_index import CatalogIndex, Hit
 
@@ -50,8 +50,7 @@ def search(
     if not item_ids:
         return index.query_text(query, k, exclude_ids=exclude, filters=filters)
     text_vector = index.provider.embed([query])[0]
-    session_vector = index.item_vectors(item_ids).mean(axis=0)
-    session_vector /= np.linalg.norm(session_vector)
+    session_vector = session_vectors(index.item_vectors(item_ids), [range(len(item_ids))], "mean")[0]
     combined = (text_vector + session_vector)[None, :]
     return index.query_vectors(combined, k, exclude_ids=[*exclude, *item_ids], filters=filters)[0]
 

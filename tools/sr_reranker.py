@@ -16,6 +16,7 @@ from langchain_core.tools import StructuredTool
 from pydantic import BaseModel, Field
 
 from sessiondata.errors import ConfigError
+from sessiondata.ids import require_known
 from sessiondata.schema import Catalog
 from sr_models.base import Recommender
 from sr_models.ranking import top_k
@@ -38,14 +39,6 @@ class SRReranker:
         self.catalog = catalog
         self.train_items = train_items
 
-    def _indices(self, ids: list[int | str], field: str) -> list[int]:
-        indices = []
-        for item_id in ids:
-            if item_id not in self.catalog:
-                raise ConfigError(field, item_id, "is not in the catalogue")
-            indices.append(self.catalog.index_of(item_id))
-        return indices
-
     def rerank(
         self,
         item_ids: list[int | str],
@@ -61,13 +54,17 @@ class SRReranker:
         unknown = [m for m in chosen if m not in self.models]
         if unknown:
             raise ConfigError("models", unknown[0], f"not loaded; available: {sorted(self.models)}")
-        session = self._indices(item_ids, "item_ids")
+        session = require_known(self.catalog, item_ids, field="item_ids")
         known = [i for i in session if i in self.train_items]
         payload: dict[str, Any] = {"cold_items": [self.catalog.ids[i] for i in session if i not in self.train_items]}
         if not known:
             payload["models"] = {}
             return "No session item was seen in training: the session models cannot score it (cold start).", payload
-        allowed = None if candidate_ids is None else np.asarray(self._indices(candidate_ids, "candidate_ids"))
+        allowed = (
+            None
+            if candidate_ids is None
+            else np.asarray(require_known(self.catalog, candidate_ids, field="candidate_ids"))
+        )
         results: dict[str, dict[str, list]] = {}
         lines = []
         for name in chosen:

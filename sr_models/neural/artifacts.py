@@ -2,10 +2,10 @@
 
 No pickle anywhere: safetensors holds raw tensors and JSON holds the model name, hyper-parameters, the
 catalogue size and the training history, so loading an artefact from an untrusted path cannot run code.
-Artefacts are cached under ``<home>/artifacts/<dataset>/<model>-<key>/`` where the key hashes (model
-name, hyper-parameters, TrainData.digest); ``<home>`` is ``$SEMSR_HOME`` (the CLI's ``settings.home``),
-default ``.semsr``. The number of epochs chosen on validation is kept beside them in
-``<model>-<params key>.epochs.json`` so a test-fold fit can reuse it.
+Artefacts are cached under ``<root>/<dataset>/<model>-<key>/`` where the key hashes (model name,
+hyper-parameters, TrainData.digest) and ``<root>`` is the caller's ``ModelEnv.artifact_dir``
+(``settings.paths.artifacts``: ``$SEMSR_HOME/artifacts``). The number of epochs chosen on validation is
+kept beside them in ``<model>-<params key>.epochs.json`` so a test-fold fit can reuse it.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -28,11 +27,6 @@ from sessiondata.errors import ConfigError, DataError
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
 FORMAT_VERSION = 1
-
-
-def default_root() -> Path:
-    """``$SEMSR_HOME/artifacts`` (the same home the CLI's Settings use), default ``.semsr/artifacts``."""
-    return Path(os.environ.get("SEMSR_HOME", ".semsr")) / "artifacts"
 
 
 def params_key(name: str, params: dict[str, Any], digest: str = "") -> str:

@@ -17,6 +17,17 @@ from sr_models.neural.data import IGNORE, Batch
 from sr_models.neural.encoder import ExampleMode, SessionEncoder
 from sr_models.neural.sasrec import transformer
 
+DEFAULTS: dict = {
+    "dim": 64,
+    "dropout": 0.2,
+    "max_len": 50,
+    "batch_size": 256,
+    "lr": 2e-3,
+    "model": {"n_layers": 2, "n_heads": 2},
+    "max_epochs": 150,  # cloze training learns from ~1/4 of the positions per epoch: cheap, slow epochs
+    "patience": 10,  # validation NDCG is noisy epoch to epoch; patience 4 stopped it at epoch 26
+}
+
 
 class BERT4RecEncoder(SessionEncoder):
     example_mode: ClassVar[ExampleMode] = "cloze"

@@ -8,16 +8,20 @@ table it is scored against:
   ``"cloze"`` (masked items, BERT4Rec);
 * ``forward`` returns (B, d) in prefix mode and (B, L, d) otherwise;
 * ``final`` returns (B, d): the representation that scores the item after the whole input (inference);
-* ``logits`` turns representations into scores over the full catalogue (dot product or scaled cosine).
+* ``logits`` turns representations into scores over the full catalogue (dot product or scaled cosine);
+* ``prepare_training`` is the hook for what an architecture learns from the sessions outside gradient
+  descent (MSGAT's global item graph), so the fit loop never special-cases a model type.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import ClassVar, Literal
 
 import torch
 from torch import nn
 
+from sessiondata.schema import Session
 from sr_models.neural.data import Batch
 
 ExampleMode = Literal["prefix", "sequence", "cloze"]
@@ -53,6 +57,11 @@ class SessionEncoder(nn.Module):
     def final(self, inputs: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         hidden = self(inputs, lengths)
         return gather_last(hidden, lengths) if self.example_mode == "sequence" else hidden
+
+    def prepare_training(self, sessions: Sequence[Session]) -> None:
+        """Learn whatever the architecture takes from the training sessions before the first batch (MSGAT
+        builds its cross-session item graph here); nothing by default. Called before training only: the
+        result must live in buffers, so a loaded artefact has it without the sessions."""
 
     def prepare(self, batch: Batch, generator: torch.Generator) -> Batch:
         """Turn a training batch into model inputs (BERT4Rec masks items here); identity by default."""

@@ -16,6 +16,9 @@ from torch import nn
 
 from sr_models.neural.encoder import ExampleMode, SessionEncoder
 
+# defaults on 2 CPU cores (validation-chosen where docs/sr_models.md says so); any can be overridden
+DEFAULTS: dict = {"dim": 128, "dropout": 0.3, "max_len": 50, "batch_size": 128, "lr": 2e-3, "model": {}}
+
 
 class GRU4RecEncoder(SessionEncoder):
     example_mode: ClassVar[ExampleMode] = "sequence"

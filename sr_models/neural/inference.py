@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from sessiondata.errors import DataError
+from sessiondata.ids import resolve_items
 from sessiondata.schema import Catalog, ItemId
 from sr_models.base import Recommender
 
@@ -24,18 +25,13 @@ class SessionRecommendation:
 
 def known_indices(catalog: Catalog, session: Sequence[object], position: int = 0) -> tuple[list[int], list[object]]:
     """Dense indices of the known ids (order kept) and the unknown ids; errors for empty sessions."""
-    if len(session) == 0:
-        raise DataError("session is empty: give at least one item id", field=f"sessions[{position}]")
-    indices, unknown = [], []
-    for raw in session:
-        item_id = catalog.parse_id(raw) if isinstance(raw, str) and catalog.numeric_ids else raw
-        if item_id in catalog:
-            indices.append(catalog.index_of(item_id))  # type: ignore[arg-type]
-        else:
-            unknown.append(raw)
-    if not indices:
-        raise DataError("no item of the session is in the catalogue", field=f"sessions[{position}]", value=unknown)
-    return indices, unknown
+    field = f"sessions[{position}]"
+    resolved = resolve_items(catalog, list(session), field=field)
+    if not session:
+        raise DataError("session is empty: give at least one item id", field=field)
+    if not resolved.indices:
+        raise DataError("no item of the session is in the catalogue", field=field, value=resolved.unknown)
+    return resolved.indices, list(resolved.unknown)
 
 
 def recommend_sessions(

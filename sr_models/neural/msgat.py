@@ -29,6 +29,8 @@ from sr_models.neural.encoder import SessionEncoder
 from sr_models.neural.graph import session_adjacency
 from sr_models.neural.srgnn import AttentionReadout, reverse_positions
 
+DEFAULTS: dict = {"dim": 100, "dropout": 0.1, "max_len": 20, "batch_size": 256, "lr": 2e-3, "model": {}}
+
 
 def global_graph(
     sessions: Sequence[Session], n_items: int, window: int, n_neighbours: int
@@ -107,7 +109,8 @@ class MSGATEncoder(SessionEncoder):
         for parameter in self.parameters():
             nn.init.uniform_(parameter, -bound, bound)
 
-    def set_graph(self, sessions: Sequence[Session]) -> None:
+    def prepare_training(self, sessions: Sequence[Session]) -> None:
+        """Build the cross-session item graph from the training sessions (kept in buffers)."""
         neighbours, weights = global_graph(sessions, self.n_items, self.window, self.neighbours.shape[1])
         self.neighbours.copy_(torch.from_numpy(neighbours))
         self.neighbour_weights.copy_(torch.from_numpy(weights))

@@ -11,6 +11,18 @@ from torch import nn
 
 from sr_models.neural.encoder import ExampleMode, SessionEncoder
 
+# the transformers were still improving at 10 epochs: a higher cap and more patience for early stopping
+DEFAULTS: dict = {
+    "dim": 64,
+    "dropout": 0.3,
+    "max_len": 50,
+    "batch_size": 256,
+    "lr": 2e-3,
+    "model": {"n_layers": 2, "n_heads": 2},
+    "max_epochs": 40,
+    "patience": 3,
+}
+
 
 def transformer(dim: int, n_layers: int, n_heads: int, dropout: float) -> nn.TransformerEncoder:
     layer = nn.TransformerEncoderLayer(

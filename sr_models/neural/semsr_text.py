@@ -1,6 +1,6 @@
 """SemSR's two uses of text embeddings of item titles, shared by every torch model.
 
-* **SemSR-I** (:func:`semantic_init`): the trainable item embedding table starts from the titles' text
+* **SemSR-I** (:func:`init_from_text`): the trainable item embedding table starts from the titles' text
   embeddings, reduced to the model's size by PCA and rescaled to the table's initial spread, so items with
   similar titles start close together (the LLM2BERT4Rec idea).
 * **SemSR-F** (:class:`FusedEncoder`): frozen text embeddings and the trainable interaction (id) model are
@@ -8,13 +8,14 @@
   (query: the last item), concatenation with the id model's session representation, and a scaled cosine
   between the fused session vector and fused item vectors, trained with softmax cross-entropy.
 
-The vectors come from one place, ``embeddings.catalog.embed_catalog`` (MiniLM, cached on disk); the
-``"random"`` source exists for fast tests and development only.
+The vectors come from one place, ``embeddings.catalog.embed_catalog`` with the project's embedder (MiniLM
+by default, cached on disk); the ``"random"`` source exists for fast tests and development only.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Literal
 
 import numpy as np
@@ -22,32 +23,41 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from embeddings.catalog import embed_catalog
+from embeddings.config import default_provider
 from sessiondata.errors import ConfigError
-from sessiondata.schema import Catalog
+from sessiondata.schema import Catalog, Session
+from sr_models.env import ModelEnv
 from sr_models.neural.encoder import SessionEncoder
 
-SemanticSource = Literal["minilm", "random"]
+SemanticSource = Literal["catalog", "random"]
 
 
-def load_semantic(catalog: Catalog, source: SemanticSource, *, progress: bool = False) -> np.ndarray:
-    """(n_items, d_text) float32 L2-normalised title embeddings, row = dense item index."""
+def title_vectors(catalog: Catalog, source: SemanticSource, env: ModelEnv) -> np.ndarray:
+    """(n_items, d_text) float32 L2-normalised title embeddings, row = dense item index.
+
+    ``"catalog"`` embeds the titles with the project's embedder (``env.embedder``, through the embedding
+    cache in ``env.embeddings_dir``: the one source of title vectors); ``"random"`` is for fast tests only.
+    """
     if source == "random":
         rng = np.random.default_rng(12345)
         vectors = rng.standard_normal((len(catalog), 384)).astype(np.float32)
         return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
-    if source == "minilm":
-        try:
-            from embeddings.catalog import embed_catalog  # the project's one source of title embeddings
-        except ImportError as error:
-            raise ConfigError("semantic_source", source, f"embeddings.catalog is not available: {error}") from None
-        vectors = np.asarray(embed_catalog(catalog, progress=progress), dtype=np.float32)
-        if vectors.shape[0] != len(catalog):
-            raise ConfigError("semantic_source", source, f"gave {vectors.shape[0]} rows for {len(catalog)} items")
-        return vectors
-    raise ConfigError("semantic_source", source, "choose 'minilm' or 'random'")
+    if source != "catalog":
+        raise ConfigError("semantic_source", source, "choose 'catalog' (the configured embedder) or 'random'")
+    provider = default_provider(env.embedder, threads=env.threads)
+    vectors = embed_catalog(catalog, provider, cache_dir=env.embeddings_dir, progress=env.progress)
+    if vectors.shape[0] != len(catalog):
+        raise ConfigError("semantic_source", source, f"gave {vectors.shape[0]} rows for {len(catalog)} items")
+    return np.asarray(vectors, dtype=np.float32)
 
 
-def semantic_init(embedding: nn.Embedding, vectors: np.ndarray) -> None:
+def text_source_id(source: SemanticSource, env: ModelEnv) -> str:
+    """Which vectors a SemSR model was trained on (part of its artefact key: other vectors, other model)."""
+    return "random" if source == "random" else default_provider(env.embedder, threads=env.threads).id
+
+
+def init_from_text(embedding: nn.Embedding, vectors: np.ndarray) -> None:
     """SemSR-I: overwrite rows 1..n of ``embedding`` with a PCA of ``vectors`` scaled to the current spread."""
     n_items, dim = vectors.shape[0], embedding.embedding_dim
     centred = vectors - vectors.mean(axis=0, keepdims=True)
@@ -101,6 +111,9 @@ class FusedEncoder(SessionEncoder):
 
     def input_embedding(self) -> nn.Embedding:
         return self.base.input_embedding()
+
+    def prepare_training(self, sessions: Sequence[Session]) -> None:
+        self.base.prepare_training(sessions)
 
     def _semantic_channel(self, inputs: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         projected = self.dropout(self.project(self.text[inputs]))  # (B, L, s)

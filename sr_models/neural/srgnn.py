@@ -19,6 +19,24 @@ from torch import nn
 from sr_models.neural.encoder import SessionEncoder
 from sr_models.neural.graph import session_adjacency
 
+SRGNN_DEFAULTS: dict = {
+    "dim": 100,
+    "dropout": 0.0,
+    "max_len": 20,
+    "batch_size": 256,
+    "lr": 2e-3,
+    "weight_decay": 1e-5,
+    "model": {},
+}
+NISER_DEFAULTS: dict = {
+    "dim": 100,
+    "dropout": 0.1,
+    "max_len": 20,
+    "batch_size": 256,
+    "lr": 2e-3,
+    "model": {"niser": True, "positions": True, "scale": 16.0},
+}
+
 
 class GatedGraphCell(nn.Module):
     """SR-GNN's GGNN step: incoming and outgoing messages, then a GRU-style update."""

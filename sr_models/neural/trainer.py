@@ -22,6 +22,7 @@ from tqdm import tqdm
 from sessiondata.protocol import EvalCase
 from sr_models.neural.data import IGNORE, Batch, Examples, case_examples, iterate_batches, make_batch
 from sr_models.neural.encoder import SessionEncoder
+from sr_models.ranking import mean_metrics, target_ranks
 
 log = logging.getLogger("sr_models.neural")
 
@@ -105,24 +106,14 @@ def score_tokens(
 
 @torch.no_grad()
 def validate(encoder: SessionEncoder, cases: Sequence[EvalCase], config: TrainConfig) -> dict[str, float]:
-    """Validation loss and HR/NDCG/MRR@k with prompt items excluded and ties counted against the model."""
+    """Validation loss and HR/NDCG/MRR@k with prompt items excluded and ties counted against the model
+    (the protocol's rule, :func:`sr_models.ranking.target_ranks`)."""
     examples = case_examples(cases, config.max_len)
     scores = score_tokens(encoder, examples.inputs, config.max_len).cpu()
-    targets = torch.tensor([c.target for c in cases])
-    loss = float(F.cross_entropy(scores, targets))
-    for row, case in enumerate(cases):
-        scores[row, list(case.prompt)] = float("-inf")
-    own = scores[torch.arange(len(cases)), targets]
-    ranks = (scores >= own.unsqueeze(1)).sum(1).float()
-    ranks[torch.isinf(own)] = math.inf
-    hit = ranks <= config.k
-    k = config.k
-    return {
-        "valid_loss": loss,
-        f"hr@{k}": float(hit.float().mean()),
-        f"ndcg@{k}": float(torch.where(hit, 1.0 / torch.log2(ranks + 1), 0.0).mean()),
-        f"mrr@{k}": float(torch.where(hit, 1.0 / ranks, 0.0).mean()),
-    }
+    targets = [c.target for c in cases]
+    loss = float(F.cross_entropy(scores, torch.tensor(targets)))
+    ranks = target_ranks(scores.numpy(), targets, [c.prompt for c in cases])
+    return {"valid_loss": loss, **mean_metrics(ranks, config.k)}
 
 
 def item_log_q(examples: Examples, n_items: int, alpha: float) -> torch.Tensor:
