@@ -1,39 +1,30 @@
 """In-context LLM recommender (the paper's approach i): the LLM proposes next products as titles, and
 semantic retrieval maps each proposed title onto the catalogue.
 
-For each prompt: the session's titles go to the LLM (prompt ``next_items``), which returns up to N
-product titles, best first. Each title is embedded with the catalogue's embedder; an item's score is its
-best cosine to any proposal, minus a small penalty per proposal rank, so the first proposal's nearest
-items lead. When the LLM gives no usable answer (:class:`~agents.errors.LLMFailure`) the prompt degrades
-to plain semantic similarity with the session's own items (recency-weighted), and the failure is counted.
-
-Registered as pipeline ``llm-agent`` (see ``sr_models.registry``, which imports this module lazily).
+For a session, its titles go to the LLM (prompt ``next_items``), which returns up to N product titles,
+best first (:meth:`NextItemAgent.propose`). Each title is embedded with the catalogue's embedder; an item's
+score is its best cosine to any proposal, minus a small penalty per proposal rank, so the first
+proposal's nearest items lead (:func:`proposal_scores`). When the LLM gives no usable answer
+(:class:`~agents.errors.LLMFailure`), the caller degrades: the graph's ``llm-agent`` source (the
+``llm-agent`` profile) then proposes what the session's own titles are closest to (:func:`session_scores`)
+and says so in the answer.
 """
 
 from __future__ import annotations
 
 import functools
-import json
-import logging
 import re
-import time
 from collections.abc import Sequence
-from pathlib import Path
-from typing import Annotated, Any, Self
+from typing import Annotated, Any
 
 import numpy as np
 from pydantic import BaseModel, Field, StringConstraints, create_model
 
-from agents.config import LLMConfig
 from agents.errors import LLMFailure
 from agents.prompts import PROMPT_VERSION, clean_text, next_items_prompt
 from agents.provider import ChatClient
 from embeddings.session import session_vectors
 from sessiondata.errors import ConfigError
-from sr_models.base import Recommender, TrainData
-
-log = logging.getLogger(__name__)
-
 
 ProposedTitle = Annotated[str, StringConstraints(max_length=80)]
 _TITLES_HELP = "Short catalogue-style product titles, best first."
@@ -76,75 +67,34 @@ def session_scores(prompt: Sequence[int], items: np.ndarray, decay: float = 0.5)
     return items @ session_vectors(items, [prompt], "recency", decay)[0]
 
 
-class LLMRecommender(Recommender):
-    """Next-item titles from the LLM, mapped to catalogue items by embedding similarity."""
+class NextItemAgent:
+    """Asks the chat model for the next products of a session, as catalogue-style titles."""
 
-    name = "llm-agent"
-
-    def __init__(
-        self,
-        n_proposals: int | None = None,
-        rank_penalty: float = 0.01,
-        fallback_decay: float = 0.5,
-        *,
-        llm: LLMConfig | None = None,
-        client: ChatClient | None = None,
-        embedder: Any = None,
-        home: Path,
-        threads: int = 1,
-        embedder_config: Any = None,
-    ) -> None:
+    def __init__(self, client: ChatClient, *, n_proposals: int | None = None, rank_penalty: float = 0.01) -> None:
         if n_proposals is not None and not 1 <= n_proposals <= 20:
             raise ConfigError("n_proposals", n_proposals, "must be between 1 and 20")
         if rank_penalty < 0:
             raise ConfigError("rank_penalty", rank_penalty, "must be >= 0")
-        if not 0 < fallback_decay <= 1:
-            raise ConfigError("fallback_decay", fallback_decay, "must be in (0, 1]")
-        client = client or ChatClient(llm or LLMConfig(), home=home)
         self.client = client
-        self._embedder_config = embedder_config
-        self._threads = threads
         self.n_proposals = n_proposals or client.config.n_proposals
         self.rank_penalty = rank_penalty
-        self.fallback_decay = fallback_decay
-        self._embedder = embedder
-        self._home = home
-        self.stats = {"llm_ok": 0, "llm_failed": 0}
-        self.usage_path: Path | None = None
+
+    @property
+    def account(self) -> Any:
+        return self.client.account
 
     def params(self) -> dict[str, Any]:
         config = self.client.config
         return {
             "n_proposals": self.n_proposals,
             "rank_penalty": self.rank_penalty,
-            "fallback_decay": self.fallback_decay,
             "llm_model": config.model,
             "llm_endpoint": self.client.endpoint_identity(),
             "temperature": config.temperature,
             "max_tokens": config.max_tokens,
             "prompt_version": PROMPT_VERSION,
             "max_session_titles": config.max_session_titles,
-            "embedder": getattr(self.embedder, "id", type(self.embedder).__name__),
         }
-
-    @property
-    def embedder(self) -> Any:
-        if self._embedder is None:
-            from embeddings import default_provider
-
-            self._embedder = default_provider(self._embedder_config, threads=self._threads)
-        return self._embedder
-
-    def fit(self, data: TrainData) -> Self:
-        """Nothing to learn: embed the catalogue (cached on disk) so proposals can be mapped onto it."""
-        from embeddings import embed_catalog
-
-        self.catalog = data.catalog
-        self.item_vectors = embed_catalog(data.catalog, self.embedder, cache_dir=self._home / "embeddings")
-        self.n_items = len(data.catalog)
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        self.usage_path = self._home / "llm_runs" / f"{data.dataset or 'dataset'}-{data.fold or 'fold'}-{stamp}.json"
-        return self
 
     def propose(self, titles: Sequence[str]) -> list[str]:
         """The LLM's next-product titles for a session (raises :class:`LLMFailure`)."""
@@ -158,31 +108,3 @@ class LLMRecommender(Recommender):
         if not proposals:
             raise LLMFailure("empty", "every proposed title was blank")
         return proposals
-
-    def score(self, prompts: Sequence[Sequence[int]]) -> np.ndarray:
-        self._check_fitted()
-        scores = np.empty((len(prompts), self.n_items), dtype=np.float32)
-        for row, prompt in enumerate(prompts):
-            titles = [self.catalog.titles[i] for i in prompt]
-            try:
-                proposals = self.propose(titles)
-            except LLMFailure as failure:
-                self.stats["llm_failed"] += 1
-                log.warning("llm-agent degrades to session similarity: %s", failure)
-                scores[row] = session_scores(prompt, self.item_vectors, self.fallback_decay)
-                continue
-            self.stats["llm_ok"] += 1
-            vectors = self.embedder.embed(proposals)
-            scores[row] = proposal_scores(vectors, self.item_vectors, self.rank_penalty)
-        self.write_usage()
-        return scores
-
-    def usage(self) -> dict[str, Any]:
-        """Run totals: LLM calls, tokens, seconds, cost, and how many prompts degraded."""
-        return {**self.client.account.totals(), **self.stats}
-
-    def write_usage(self) -> None:
-        if self.usage_path is None:
-            return
-        self.usage_path.parent.mkdir(parents=True, exist_ok=True)
-        self.usage_path.write_text(json.dumps({"params": self.params(), "totals": self.usage()}, indent=2) + "\n")

@@ -1,8 +1,9 @@
 """Latency of one recommendation request through the compiled graph, on this machine's CPU.
 
-Measures end-to-end and per-node p50/p95 for single requests (real Beauty test sessions), without the
-LLM and with a cached LLM (the response cache answers after a warm-up pass), and the graph's own
-overhead: end-to-end time minus the time spent inside the nodes.
+Measures end-to-end and per-node p50/p95 for single requests (real test sessions of the settings'
+dataset) on the served profile (no LLM) and on ``fused-llm`` with a cached LLM (the response cache
+answers after a warm-up pass), and the graph's own overhead: end-to-end time minus the time spent inside
+the nodes on the critical path. Both profiles must be prepared first (``semsr prepare``).
 
 Run: ``python -m benchmarks.graph_latency [--requests 200]``; writes
 ``benchmarks/results/graph_latency.json`` and ``.md``.
@@ -27,56 +28,54 @@ def _percentiles(values: list[float]) -> dict[str, float]:
     return {"p50_ms": round(float(np.percentile(array, 50)), 2), "p95_ms": round(float(np.percentile(array, 95)), 2)}
 
 
-def measure(semsr: Any, requests: int, *, use_llm: bool) -> dict[str, object]:
+def measure(semsr: Any, requests: int, *, profile: str) -> dict[str, object]:
+    """Per-request timings of ``profile`` (prepared beforehand: ``semsr prepare --profile NAME``)."""
     from graphs.context import Context
     from graphs.tracing import JsonlTracer, read_trace
+    from sessiondata.loaders import load_dataset
+    from sessiondata.protocol import build_protocol
 
-    recommend = semsr.recommend
-    context = Context(use_llm=use_llm, fusion="weighted")
-    res = semsr.services.resources(context)
-    cases = res.protocol.test.cases[:requests]
-    sessions = [[res.catalog.ids[i] for i in case.prompt] for case in cases]
-    recommend(sessions[0], k=20, context=context)  # load models, index, embeddings
-    if use_llm:  # warm the response cache so the timed pass measures cached LLM calls
+    context = Context(profile=profile)
+    serving = semsr.services.profile(profile)
+    protocol = build_protocol(load_dataset(semsr.settings.dataset), semsr.settings.protocol)
+    sessions = [[serving.catalog.ids[i] for i in case.prompt] for case in protocol.test.cases[:requests]]
+    semsr.recommend(sessions[0], k=20, context=context)  # load models, index, embedder
+    uses_llm = any(source.uses_llm for source in serving.spec.sources)
+    if uses_llm:  # warm the response cache so the timed pass measures cached LLM calls
         for items in sessions:
-            recommend(items, k=20, context=context)
+            semsr.recommend(items, k=20, context=context)
     trace_path = RESULTS / f".trace-{os.getpid()}.jsonl"
     trace_path.unlink(missing_ok=True)
     totals = []
     for items in sessions:
         started = time.perf_counter()
-        recommend(items, k=20, context=context, callbacks=[JsonlTracer(trace_path)])
+        semsr.recommend(items, k=20, context=context, callbacks=[JsonlTracer(trace_path)])
         totals.append(time.perf_counter() - started)
     per_node: dict[str, list[float]] = {}
     for record in read_trace(trace_path):
         if record.get("type") == "node":
             per_node.setdefault(record["node"], []).append(record["seconds"])
     trace_path.unlink(missing_ok=True)
-    # nodes on the critical path: validate, then the slowest branch, then fuse
-    branch_intent = [
-        a + b + c
-        for a, b, c in zip(
-            per_node.get("infer_intent", []),
-            per_node.get("clarify", []),
-            per_node.get("intent_retrieval", []),
-            strict=True,
-        )
+    n = len(totals)
+    # nodes on the critical path: validate, then the slowest branch, then fuse and explain
+    branches = [
+        [
+            a + b + c
+            for a, b, c in zip(per_node["infer_intent"], per_node["clarify"], per_node["intent_retrieval"], strict=True)
+        ],
+        per_node["session_models"],
+        per_node["session_semantics"],
+        per_node["llm_proposals"],
     ]
     critical = [
-        v + max(i, s, m) + f
-        for v, i, s, m, f in zip(
-            per_node["validate"],
-            branch_intent,
-            per_node["sr_rerank"],
-            per_node["session_semantics"],
-            per_node["fuse"],
-            strict=True,
-        )
+        per_node["validate"][i] + max(branch[i] for branch in branches) + per_node["fuse"][i] + per_node["explain"][i]
+        for i in range(n)
     ]
     overhead = [t - c for t, c in zip(totals, critical, strict=True)]
     return {
-        "requests": len(sessions),
-        "use_llm": use_llm,
+        "requests": n,
+        "profile": profile,
+        "use_llm": uses_llm,
         "end_to_end": _percentiles(totals),
         "nodes": {node: _percentiles(values) for node, values in sorted(per_node.items())},
         "graph_overhead": _percentiles(overhead),
@@ -95,10 +94,10 @@ def main() -> None:
     apply_threads(settings)
     semsr = SemSR(settings)
     RESULTS.mkdir(exist_ok=True)
-    runs = [measure(semsr, args.requests, use_llm=False)]
+    runs = [measure(semsr, args.requests, profile=settings.profile)]
     if args.llm_requests:
         try:
-            runs.append(measure(semsr, args.llm_requests, use_llm=True))
+            runs.append(measure(semsr, args.llm_requests, profile="fused-llm"))
         except Exception as error:  # no local LLM runtime installed: report it instead of failing
             runs.append({"use_llm": True, "error": f"{type(error).__name__}: {error}"})
     result = {"machine": f"{os.cpu_count()} CPU cores", "threads": settings.threads, "runs": runs}

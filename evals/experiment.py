@@ -105,8 +105,10 @@ def run_experiment(config: ExperimentConfig, settings: Any, *, progress: bool = 
     from evals.executors import LocalExecutor, PipelineSpec, RayExecutor
     from evals.harness import evaluate
     from evals.pipelines import ALIASES, build_pipeline, pipeline_names
+    from evals.prepare import record_metrics
     from evals.report import write_report
     from evals.tuning import tune
+    from graphs.profiles import PROFILES
     from sessiondata.loaders import load_dataset
     from sessiondata.protocol import build_protocol
     from sr_models.registry import MODELS, tuned_params
@@ -145,6 +147,8 @@ def run_experiment(config: ExperimentConfig, settings: Any, *, progress: bool = 
             spec=PipelineSpec(run.name, config.dataset, "test", run.params, config.loader),
             replace_stale=True,
         )
+        if run.name in PROFILES and run.limit is None:
+            record_metrics(settings, protocol.dataset.spec, run.name, "test", result.metrics, root / run.name)
         results[run.name] = result.metrics["metrics"]
         timings[run.name] = round(time.perf_counter() - started, 1)
     summary: dict[str, Any] = {"dataset": protocol.dataset.name, "results": results, "seconds": timings}

@@ -6,20 +6,25 @@ The graph only applies a fitted :class:`~graphs.fusion.FusionModel`; everything 
 
 from __future__ import annotations
 
+import hashlib
 import itertools
+import json
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from tqdm import tqdm
 
-from evals.graph_pipelines import GraphPipeline, graph_context
+from evals.graph_pipelines import GraphPipeline
 from graphs.fusion import FEATURES_PER_SOURCE, FusionModel, feature_matrix
-from graphs.resources import GraphServices, configured_sources
+from graphs.profiles import ProfileSpec
+from graphs.services import ProfileServices
 from graphs.state import Candidate
 from semsr.settings import Settings
+from sessiondata.files import exclusive_lock
 from sessiondata.protocol import Protocol
 from sr_models.ranking import grouped_target_ranks, mean_metrics
 
@@ -57,9 +62,18 @@ class ValidationSet:
 
 
 def fit_weighted(data: ValidationSet, *, metric: str = "ndcg@20", step: float = 0.1) -> FusionModel:
-    """Grid over the weight simplex (then a finer local search) maximising ``metric`` on validation."""
-    n = len(data.sources)
-    z_columns = data.matrix[:, 0::FEATURES_PER_SOURCE]
+    """Grid over the weight simplex (then a finer local search) maximising ``metric`` on validation.
+
+    A source that proposed nothing on validation (its LLM never answered, say) has a constant column: it
+    cannot move any ranking there, so it gets weight 0 and stays out of the search (on the simplex it would
+    otherwise soak up weight for free and speak for items it never ranked).
+    """
+    all_columns = data.matrix[:, 0::FEATURES_PER_SOURCE]
+    active = [c for c in range(all_columns.shape[1]) if all_columns.shape[0] and np.ptp(all_columns[:, c]) > 0]
+    if not active:
+        active = list(range(all_columns.shape[1]))
+    z_columns = all_columns[:, active]
+    n = len(active)
     k = int(metric.split("@")[1])
     levels = np.round(np.arange(0.0, 1.0 + 1e-9, step), 6)
     best_weights, best_value, trials = np.ones(n) / n, -1.0, 0
@@ -85,10 +99,12 @@ def fit_weighted(data: ValidationSet, *, metric: str = "ndcg@20", step: float = 
                 if value > best_value:
                     best_weights, best_value = weights, value
     scores = z_columns @ best_weights
+    weights = np.zeros(all_columns.shape[1])
+    weights[active] = best_weights
     return FusionModel(
         strategy="weighted",
         sources=data.sources,
-        weights={s: round(float(w), 4) for s, w in zip(data.sources, best_weights, strict=True)},
+        weights={s: round(float(w), 4) for s, w in zip(data.sources, weights, strict=True)},
         fitted_on={
             "metric": metric,
             "valid": data.objective(scores, k),
@@ -125,41 +141,46 @@ def fit_learned(data: ValidationSet, *, epochs: int = 300, l2: float = 1e-3, lr:
 
 
 def collect_validation_candidates(
-    protocol: Protocol,
-    pipeline: str,
-    settings: Settings,
-    *,
-    batch_size: int = 128,
-    progress: bool = True,
-    limit: int | None = None,
-) -> tuple[list[dict[str, Any]], list[int], list[str]]:
+    settings: Settings, protocol: Protocol, spec: ProfileSpec, dataset: str, *, batch_size: int = 128, progress: bool
+) -> tuple[list[dict[str, Any]], list[int]]:
     """Per validation case, each source's candidates as the graph produced them (models fitted on sub-train)."""
-    context = replace(graph_context(pipeline, protocol.dataset.name, "valid"), return_sources=True, fusion="rrf")
-    runner = GraphPipeline(f"{pipeline}-valid", context, settings)
+    runner = GraphPipeline(spec.name, settings, dataset=dataset, fold="valid", return_sources=True)
+    limit = spec.fusion_fit_limit
     cases = protocol.valid.cases[:limit] if limit else protocol.valid.cases
     per_case: list[dict[str, Any]] = []
-    with tqdm(total=len(cases), desc=f"fusion: {pipeline} on validation", unit="case", disable=not progress) as bar:
+    with tqdm(total=len(cases), desc=f"fusion: {spec.name} on validation", unit="case", disable=not progress) as bar:
         for start in range(0, len(cases), batch_size):
             batch = cases[start : start + batch_size]
             for output in runner.invoke_many(batch, 20):
                 per_case.append(output.get("source_candidates", {}))
             bar.update(len(batch))
-    return per_case, [case.target for case in cases], configured_sources(context)
+    return per_case, [case.target for case in cases]
 
 
-def fit_fusion(
-    protocol: Protocol, pipeline: str, settings: Settings, *, progress: bool = True, limit: int | None = None
-) -> dict[str, FusionModel]:
-    """Fit the weighted and the learned fusion for ``pipeline``'s sources and store both."""
-    started = time.perf_counter()
-    per_case, targets, sources = collect_validation_candidates(
-        protocol, pipeline, settings, progress=progress, limit=limit
-    )
-    serving = graph_context(pipeline, protocol.dataset.name, "test")
-    data = ValidationSet.build(per_case, targets, sources)
-    models = {"weighted": fit_weighted(data), "learned": fit_learned(data)}
-    resources = GraphServices(settings).resources(serving)
-    for strategy, model in models.items():
+def fit_profile_fusion(
+    settings: Settings, protocol: Protocol, spec: ProfileSpec, dataset: str, *, progress: bool = True
+) -> tuple[FusionModel, Path]:
+    """Fit ``spec``'s fusion on the validation fold and save it beside the profile's models.
+
+    The file is keyed by the profile and the validation-fold artefacts it was fitted on, so a refit happens
+    only when one of them changed; a kill mid-way leaves no file and the next run fits again.
+    """
+    from evals.prepare import models_root
+
+    manifest = ProfileServices(settings).manifest(spec.name, dataset)
+    key = hashlib.sha256(
+        json.dumps(
+            [spec.model_dump(mode="json"), manifest.folds["valid"].model_dump(mode="json")], sort_keys=True
+        ).encode()
+    ).hexdigest()[:12]
+    path = models_root(settings, dataset) / "fusion" / f"{spec.name}-{spec.fusion}-{key}.json"
+    with exclusive_lock(path):
+        if path.exists():
+            return FusionModel.load(path), path
+        started = time.perf_counter()
+        per_case, targets = collect_validation_candidates(settings, protocol, spec, dataset, progress=progress)
+        data = ValidationSet.build(per_case, targets, spec.source_names)
+        model = fit_learned(data) if spec.fusion == "learned" else fit_weighted(data)
         model.fitted_on.update(
             {
                 "fold": "valid",
@@ -167,9 +188,5 @@ def fit_fusion(
                 "seconds": round(time.perf_counter() - started, 1),
             }
         )
-        model.save(resources.fusion_path(serving, strategy))
-    return models
-
-
-def fusion_is_fitted(protocol: Protocol, context: Any, settings: Settings) -> bool:
-    return GraphServices(settings).resources(context).fusion_path(context, context.fusion).exists()
+        model.save(path)
+    return model, path

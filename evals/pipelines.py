@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 from typing import Protocol as Interface
 
+from sessiondata.errors import ConfigError
 from sessiondata.protocol import EvalCase, FoldName, Protocol
 from sr_models.base import Recommendation, Recommender, train_data
 from sr_models.ranking import top_k
@@ -52,33 +53,14 @@ class RecommenderPipeline:
         return results
 
 
-def _llm_agent(settings: Settings, **params: Any) -> Recommender:
-    """The in-context LLM recommender (agents sit above sr_models), with the project's configuration."""
-    from agents.recommender import LLMRecommender
-
-    return LLMRecommender(
-        **params,
-        llm=settings.llm,
-        home=settings.home,
-        threads=settings.threads,
-        embedder_config=settings.embedder,
-    )
-
-
-# pipelines built from layers above sr_models: name -> (factory, description)
-AGENT_PIPELINES: dict[str, tuple[Any, str]] = {
-    "llm-agent": (_llm_agent, "LLM proposes next titles, mapped to catalogue items by embedding similarity"),
-}
-
-
 # pipeline names that stand for another: ``semantic`` is the best semantic source (validation-picked)
 ALIASES: dict[str, str] = {"semantic": "title-knn"}
 
 
 def pipeline_names() -> list[str]:
-    from evals.graph_pipelines import GRAPH_PIPELINES
+    from graphs.profiles import PROFILES
 
-    return sorted([*MODELS, *GRAPH_PIPELINES, *AGENT_PIPELINES, *ALIASES])
+    return sorted([*MODELS, *PROFILES, *ALIASES])
 
 
 def build_pipeline(
@@ -93,24 +75,20 @@ def build_pipeline(
     """Build pipeline ``name`` for ``fold``.
 
     A registry model gets its tuned parameters for this dataset, then ``overrides``, and is fitted. A graph
-    pipeline gets a context (``overrides`` are context fields); a fusion that must be fitted on the
-    validation fold and is not yet is fitted first (the test split is never used for that).
+    pipeline is a serving profile: it is prepared first where it is not (``semsr prepare``: models fitted,
+    the fusion fitted on the validation fold, never on the test split), then replayed through the graph.
     """
     model_name = ALIASES.get(name, name)
     if model_name not in MODELS:  # registry models never import LangGraph (the table runs where only torch is)
-        from evals.graph_pipelines import FUSION_FIT_LIMIT, GRAPH_PIPELINES, GraphPipeline, graph_context
+        from evals.graph_pipelines import GraphPipeline
+        from evals.prepare import prepare_profile
+        from graphs.profiles import profile_spec
 
-        if name in GRAPH_PIPELINES:
-            context = graph_context(name, protocol.dataset.name, fold, **overrides)
-            if context.fusion != "rrf" and fold == "test":
-                from evals.fusion_fit import fit_fusion, fusion_is_fitted
-
-                if not fusion_is_fitted(protocol, context, settings):
-                    fit_fusion(protocol, name, settings, progress=progress, limit=FUSION_FIT_LIMIT.get(name))
-            return GraphPipeline(name, context, settings)
-    if model_name in AGENT_PIPELINES:
-        model = AGENT_PIPELINES[model_name][0](settings, **overrides)
-    else:
-        model = build_model(model_name, protocol.dataset.name, env=settings.model_env(progress=progress), **overrides)
+        profile_spec(name)  # an unknown name is one clear error
+        if overrides:
+            raise ConfigError("params", overrides, f"{name} is a serving profile: its settings live in the profile")
+        prepare_profile(name, protocol, settings, progress=progress, fit=fold == "test")
+        return GraphPipeline(name, settings, dataset=protocol.dataset.spec or protocol.dataset.name, fold=fold)
+    model = build_model(model_name, protocol.dataset.name, env=settings.model_env(progress=progress), **overrides)
     model.fit(train_data(protocol, fold))
     return RecommenderPipeline(name, model)

@@ -189,7 +189,16 @@ def main() -> None:
                 validate = args.validate_every_seed or (position == 0 and not args.skip_validation)
                 params = parse_params(args.param)
                 run_one(
-                    settings, name, seed, args.out, args.dataset, args.progress, params, args.tag, validate, args.valid_only
+                    settings,
+                    name,
+                    seed,
+                    args.out,
+                    args.dataset,
+                    args.progress,
+                    params,
+                    args.tag,
+                    validate,
+                    args.valid_only,
                 )
     # ``run`` only prints the table: runs side by side (experiments/sr_table_parallel.sh) must not race on the doc
     print(report(args.out, args.doc if args.command == "report" else None))

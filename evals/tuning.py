@@ -20,8 +20,8 @@ from tqdm import tqdm
 
 from evals.metrics import per_case, rank_of
 from evals.pipelines import build_pipeline
-from sessiondata.errors import ConfigError
 from semsr.settings import Settings
+from sessiondata.errors import ConfigError
 from sessiondata.protocol import Protocol
 from sr_models.registry import model_spec, tuned_path
 

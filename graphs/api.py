@@ -1,6 +1,10 @@
 """The Python interface: ``recommend(items, k=..., thread_id=...)`` on the one compiled graph.
 
-Without a ``thread_id`` each call is independent. With one, the session is kept in a SQLite checkpointer
+Every answer comes from a prepared serving profile (``settings.profile`` on ``settings.dataset`` unless
+the context names another) and says which one; an unprepared profile is one clear error naming
+``semsr prepare`` (or, with ``allow_partial=True``, an answer from the sources that are ready, the others
+listed in ``degraded``). Bad input raises :class:`~sessiondata.errors.InvalidRequest` before any state is
+written. Without a ``thread_id`` each call is independent. With one, the session is kept in a SQLite checkpointer
 (``<home>/threads.sqlite``): a later call on the same thread appends the newly viewed items ("the shopper
 also viewed X") and returns updated recommendations. When the graph asks a clarifying question (low
 intent confidence and ``clarify_below`` set), the answer carries ``question``; call :func:`answer` with
@@ -12,6 +16,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from typing import Any
 
 from langgraph.types import Command
@@ -19,13 +24,15 @@ from pydantic import BaseModel, Field
 
 from graphs.context import Context
 from graphs.graph import compile_graph
-from graphs.resources import GraphServices, InvalidSession
+from graphs.services import ProfileServices
 from semsr.settings import Settings, load_settings
+from sessiondata.errors import InvalidRequest
 
 
 class Answer(BaseModel):
     """What the graph returns to an assistant."""
 
+    profile: dict[str, str] = Field(default_factory=dict)
     recommendations: list[dict[str, Any]] = Field(default_factory=list)
     explanation: str = ""
     intent: dict[str, Any] | None = None
@@ -47,7 +54,7 @@ class SemSR:
 
     def __init__(self, settings: Settings | None = None) -> None:
         self.settings = settings or load_settings()
-        self.services = GraphServices(self.settings)
+        self.services = ProfileServices(self.settings)
         self._graphs: dict[str, Any] = {}
         self._lock = threading.Lock()
 
@@ -75,15 +82,18 @@ class SemSR:
         context: Context | None = None,
         callbacks: Sequence[Any] = (),
         reset: bool = False,
+        allow_partial: bool = False,
     ) -> Answer:
         """Next products for a session (or for a thread's session plus ``items``)."""
-        if thread_id is not None and not str(thread_id).strip():
-            raise InvalidSession("thread_id", thread_id, "must be a non-empty string")
+        check_thread_id(thread_id)
+        context = context or Context()
+        if allow_partial:
+            context = replace(context, allow_partial=True)
         compiled = self.graph(persistent=thread_id is not None)
         output = compiled.invoke(
-            {"items": list(items), "k": k, "reset": reset},
+            {"items": items, "k": k, "reset": reset},  # validated in the graph: a bare string is refused
             config=_config(thread_id, callbacks),
-            context=context or Context(),
+            context=context,
         )
         return _to_answer(output, thread_id)
 
@@ -95,11 +105,11 @@ class SemSR:
         config = _config(thread_id, callbacks)
         snapshot = compiled.get_state(config)
         if not snapshot.values:
-            raise InvalidSession(
+            raise InvalidRequest(
                 "thread_id", thread_id, "unknown thread: start it with recommend(items, thread_id=...)"
             )
         if not snapshot.next:
-            raise InvalidSession("thread_id", thread_id, "has no pending question to answer")
+            raise InvalidRequest("thread_id", thread_id, "has no pending question to answer")
         output = compiled.invoke(Command(resume=reply), config=config, context=context or Context())
         return _to_answer(output, thread_id)
 
@@ -107,7 +117,7 @@ class SemSR:
         """The items a thread has seen so far; unknown threads are an error."""
         snapshot = self.graph(persistent=True).get_state({"configurable": {"thread_id": thread_id}})
         if not snapshot.values:
-            raise InvalidSession("thread_id", thread_id, "unknown thread")
+            raise InvalidRequest("thread_id", thread_id, "unknown thread")
         return list(snapshot.values.get("session") or [])
 
     def stream_updates(
@@ -115,7 +125,7 @@ class SemSR:
     ) -> Iterator[tuple[str, dict[str, Any]]]:
         """Node-by-node progress: yields (node name, its state update) as each node finishes."""
         compiled = self.graph(persistent=False)
-        stream = compiled.stream({"items": list(items), "k": k}, context=context or Context(), stream_mode="updates")
+        stream = compiled.stream({"items": items, "k": k}, context=context or Context(), stream_mode="updates")
         for chunk in stream:
             for node, update in chunk.items():
                 yield node, update or {}
@@ -140,6 +150,14 @@ def use_settings(settings: Settings) -> SemSR:
     with _default_lock:
         _default = SemSR(settings)
         return _default
+
+
+def check_thread_id(thread_id: object) -> None:
+    """A thread id is a non-empty string of at most 200 characters (checked before any state is written)."""
+    if thread_id is None:
+        return
+    if not isinstance(thread_id, str) or not thread_id.strip() or len(thread_id) > 200:
+        raise InvalidRequest("thread_id", thread_id, "must be a non-empty string of at most 200 characters")
 
 
 def _config(thread_id: str | None, callbacks: Sequence[Any]) -> dict[str, Any]:
@@ -167,9 +185,12 @@ def recommend(
     context: Context | None = None,
     callbacks: Sequence[Any] = (),
     reset: bool = False,
+    allow_partial: bool = False,
 ) -> Answer:
     """Next products for a session (or for a thread's session plus ``items``); see :meth:`SemSR.recommend`."""
-    return default_semsr().recommend(items, k, thread_id, context=context, callbacks=callbacks, reset=reset)
+    return default_semsr().recommend(
+        items, k, thread_id, context=context, callbacks=callbacks, reset=reset, allow_partial=allow_partial
+    )
 
 
 def answer(thread_id: str, reply: str, *, context: Context | None = None, callbacks: Sequence[Any] = ()) -> Answer:

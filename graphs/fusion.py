@@ -15,14 +15,15 @@ fit, so it cannot drag the ranking down.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any, Literal
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from graphs.state import Candidate
+from sessiondata.errors import DataError
 
 RRF_K = 60.0
 FEATURES_PER_SOURCE = 3  # z-score, reciprocal rank, presence
@@ -66,15 +67,27 @@ def feature_matrix(results: Mapping[str, Sequence[Candidate]], sources: Sequence
     return items, matrix
 
 
-@dataclass
-class FusionModel:
-    """A fitted (or fixed) way to merge sources; JSON-serialisable for the artefact store and the card."""
+class FusionModel(BaseModel):
+    """A fitted (or fixed) way to merge sources; validated JSON for the artefact store and the card."""
 
-    strategy: str = "weighted"
-    sources: list[str] = field(default_factory=list)
-    weights: dict[str, float] = field(default_factory=dict)
-    coefficients: list[float] = field(default_factory=list)  # learned: one per feature
-    fitted_on: dict[str, object] = field(default_factory=dict)
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    strategy: Literal["weighted", "rrf", "learned"] = "weighted"
+    sources: list[str] = Field(default_factory=list)
+    weights: dict[str, float] = Field(default_factory=dict)
+    coefficients: list[float] = Field(default_factory=list)  # learned: one per feature
+    fitted_on: dict[str, Any] = Field(default_factory=dict)
+
+    def source_weight(self, source: str) -> float:
+        """How much ``source`` can move the ranking (0: none): its weight, or the size of its coefficients."""
+        if source not in self.sources:
+            return 0.0
+        if self.strategy == "rrf":
+            return 1.0
+        if self.strategy == "learned":
+            position = self.sources.index(source) * FEATURES_PER_SOURCE
+            return float(np.abs(self.coefficients[position : position + FEATURES_PER_SOURCE]).sum())
+        return float(self.weights.get(source, 0.0))
 
     def fuse(self, results: Mapping[str, Sequence[Candidate]]) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
         """Items (best first), fused scores, and each source's contribution to every item's score."""
@@ -92,18 +105,26 @@ class FusionModel:
                 coefs = np.asarray(self.coefficients[position : position + FEATURES_PER_SOURCE])
                 contributions[source] = block @ coefs
             else:
-                contributions[source] = self.weights.get(source, 1.0) * block[:, 0]
+                contributions[source] = self.weights.get(source, 0.0) * block[:, 0]
         scores = np.sum(list(contributions.values()), axis=0)
         order = np.lexsort((items, -scores))
         return items[order], scores[order], {s: c[order] for s, c in contributions.items()}
 
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(asdict(self), indent=2) + "\n")
+        path.write_text(self.model_dump_json(indent=2) + "\n")
 
     @classmethod
     def load(cls, path: Path) -> FusionModel:
-        return cls(**json.loads(path.read_text()))
+        """A fusion file, validated (finite numbers, known fields); a bad one is a :class:`DataError`."""
+        try:
+            model = cls.model_validate_json(path.read_text())
+        except (ValidationError, UnicodeDecodeError) as error:
+            detail = error.errors()[0]["msg"] if isinstance(error, ValidationError) else str(error)
+            raise DataError(f"not a valid fusion file ({detail}); refit it with `semsr prepare`", file=path) from None
+        if model.strategy == "learned" and len(model.coefficients) != len(model.sources) * FEATURES_PER_SOURCE:
+            raise DataError("fusion coefficients do not match its sources; refit with `semsr prepare`", file=path)
+        return model
 
 
 def rrf_model(sources: Sequence[str]) -> FusionModel:

@@ -10,8 +10,6 @@ from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import TYPE_CHECKING, Any
 
-from graphs.state import Intent
-
 if TYPE_CHECKING:
     from semsr.settings import Settings
 
@@ -29,7 +27,8 @@ class IntentAdapter:
     def account(self) -> Any:
         return self.client.account
 
-    def __call__(self, titles: list[str], *, timeout: float, user_text: str | None = None) -> Intent:
+    def __call__(self, titles: list[str], *, timeout: float, user_text: str | None = None) -> dict[str, Any]:
+        """The intent as a JSON-ready dict (``agents.intent.Intent``), or an error when the deadline passes."""
         from agents.intent import infer_intent
 
         future = self.pool.submit(infer_intent, titles, self.client, user_text=user_text)
@@ -37,12 +36,4 @@ class IntentAdapter:
             intent = future.result(timeout=max(timeout, 0.001))
         except FutureTimeout:
             raise TimeoutError(f"no LLM answer within the {timeout:.1f} s left of the request deadline") from None
-        dumped = intent.model_dump()
-        attributes = {k: str(v) for k, v in (dumped.get("attributes") or {}).items() if v is not None}
-        return Intent(
-            summary=dumped["summary"],
-            categories=list(dumped["categories"]),
-            attributes=attributes,
-            keywords=list(dumped["keywords"]),
-            confidence=float(dumped["confidence"]),
-        )
+        return intent.model_dump(mode="json", exclude_none=True)

@@ -1,7 +1,8 @@
 """The graph's nodes. Each reads the narrow state, does one job, and writes only its own keys.
 
 Every source node degrades instead of failing: an error, a timeout or a cold session is recorded in its
-:class:`~graphs.state.SourceResult` (status + note) and the request goes on with the other sources.
+:class:`~graphs.state.SourceResult` (status + note) and the request goes on with the other sources. A node
+whose source the profile does not have returns at once, so every profile runs the same compiled graph.
 """
 
 from __future__ import annotations
@@ -9,144 +10,128 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import numpy as np
 from langgraph.runtime import Runtime
 from langgraph.types import interrupt
 
 from graphs.context import Context
-from graphs.resources import GraphServices, InvalidSession
-from graphs.state import Candidate, RecommendedItem, SourceResult, State
+from graphs.explain import item_reasons, summary_line
+from graphs.services import ProfileServices, ServingProfile
+from graphs.state import Candidate, RecommendedItem, Scored, SourceResult, State
+from sessiondata.errors import InvalidRequest
 from sessiondata.ids import resolve_items
+from sr_models.ranking import top_k
 
 
 def _context(runtime: Runtime[Context] | None) -> Context:
     return Context.coerce(runtime.context if runtime is not None else None)
 
 
-def _remaining(state: State, context: Context) -> float:
-    return context.deadline_s - (time.time() - state.get("started_at", time.time()))
-
-
 def _timed(source: str, started: float, **fields: Any) -> SourceResult:
     return SourceResult(source=source, seconds=round(time.perf_counter() - started, 4), **fields)  # type: ignore[typeddict-item]
 
 
-def _all_results(state: State) -> list[SourceResult]:
-    results = list((state.get("sr_result") or {}).values())
-    for key in ("session_semantic_result", "intent_result", "intent_semantic_result"):
-        if state.get(key):  # type: ignore[literal-required]
-            results.append(state[key])  # type: ignore[literal-required]
-    return results
-
-
-def explain(state: State, recommendations: list[RecommendedItem], sources_down: bool) -> str:
-    """One line for the shopper, drawn from the intent when there is one."""
-    intent = state.get("intent") or {}
-    if state.get("clarification"):
-        basis = f"you said you want {state['clarification']!r}"
-    elif intent.get("summary"):
-        basis = f"you seem to be looking for {intent['summary'].rstrip('.').lower()}"
-    else:
-        n = len(state.get("session") or [])
-        basis = f"shoppers who viewed the same {n} product{'s' if n != 1 else ''} went on to these"
-    note = " (some sources were unavailable)" if sources_down else ""
-    if not recommendations:
-        return f"No recommendation available{note}."
-    return f"Recommended because {basis}{note}."
+def _candidates(items: np.ndarray, scores: np.ndarray) -> list[Candidate]:
+    return [Candidate(item=int(i), score=float(s)) for i, s in zip(items, scores, strict=True)]
 
 
 class GraphNodes:
-    """The graph's nodes, bound to the process's :class:`~graphs.resources.GraphServices`."""
+    """The graph's nodes, bound to the process's :class:`~graphs.services.ProfileServices`."""
 
-    def __init__(self, services: GraphServices) -> None:
+    def __init__(self, services: ProfileServices) -> None:
         self.services = services
 
-    def validate_session(self, state: State, runtime: Runtime[Context]) -> dict[str, Any]:
-        """Parse and normalise the session: append this turn's items, map ids, report unknown and cold items."""
+    def _profile(self, context: Context) -> ServingProfile:
+        return self.services.profile(
+            context.profile, context.fold, dataset=context.dataset, allow_partial=context.allow_partial
+        )
+
+    # ------------------------------------------------------------------ request
+    def validate_request(self, state: State, runtime: Runtime[Context]) -> dict[str, Any]:
+        """Parse and check the request before anything else: ids, k; append this turn's items to the
+        thread's session; report unknown and cold items. Bad input raises :class:`InvalidRequest`."""
         context = _context(runtime)
-        res = self.services.resources(context)
-        new_items = state.get("items")
-        previous = [] if state.get("reset") else list(state.get("session") or [])
-        resolved = resolve_items(res.catalog, [] if new_items is None else new_items, field="items")
-        session = previous + resolved.ids(res.catalog)
-        unknown = resolved.unknown
-        if not session:
-            detail = f"none of {unknown[:5]} is in the catalogue" if unknown else "the session is empty"
-            raise InvalidSession("items", new_items, f"no known item to recommend from: {detail}")
+        profile = self._profile(context)
         k = state.get("k", 10)
-        if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= res.max_k:
-            raise InvalidSession("k", k, f"must be an integer from 1 to {res.max_k}")
-        indices = [res.catalog.index_of(item) for item in session][-context.max_session_items :]
+        if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= profile.max_k:
+            raise InvalidRequest("k", k, f"must be an integer from 1 to {profile.max_k}")
+        new_items = state.get("items")
+        resolved = resolve_items(profile.catalog, [] if new_items is None else new_items, field="items")
+        previous = [] if state.get("reset") else list(state.get("session") or [])
+        session = previous + resolved.ids(profile.catalog)
+        if not session:
+            detail = (
+                f"none of {resolved.unknown[:5]} is in the catalogue" if resolved.unknown else "the session is empty"
+            )
+            raise InvalidRequest("items", new_items, f"no known item to recommend from: {detail}")
+        indices = [profile.catalog.index_of(item) for item in session]
         return {
+            "profile": {"name": profile.spec.name, "version": profile.manifest.version_tag},
             "session": session,
             "session_indices": indices,
-            "unknown_items": unknown,
-            "cold_items": [res.catalog.ids[i] for i in dict.fromkeys(indices) if i not in res.train_items],
+            "window": indices[-profile.spec.max_session_items :],
+            "unknown_items": resolved.unknown,
+            "cold_items": [profile.catalog.ids[i] for i in dict.fromkeys(indices) if profile.is_cold(i)],
             "k": k,
             "started_at": time.time(),
             "clarification": None,
         }
 
-    def sr_rerank(self, state: State, runtime: Runtime[Context]) -> dict[str, Any]:
-        """The data-driven session recommenders score the whole catalogue; each keeps its top candidates."""
-        context = _context(runtime)
-        res = self.services.resources(context)
+    # ------------------------------------------------------------------ sources
+    def _model_sources(self, state: State, context: Context, kind: str) -> dict[str, Any]:
+        profile = self._profile(context)
         results: dict[str, SourceResult] = {}
-        known = [i for i in state["session_indices"] if i in res.train_items]
-        for name in context.sr_sources:
-            started = time.perf_counter()
-            if not known:
-                results[name] = _timed(
-                    name, started, status="cold", candidates=[], note="no session item seen in training"
-                )
+        # data-driven models know only items seen in training; titles have vectors for every item
+        known = [i for i in state["window"] if kind == "title-knn" or not profile.is_cold(i)]
+        exclude = set(state["session_indices"])
+        for source in profile.spec.sources:
+            if source.kind != kind:
                 continue
-            try:
-                candidates = res.sr_candidates(name, known, context.candidates_per_source)
-                results[name] = _timed(name, started, status="ok", candidates=candidates)
-            except Exception as error:  # a broken model must not strand the shopper
-                results[name] = _timed(
-                    name, started, status="degraded", candidates=[], note=f"{type(error).__name__}: {error}"
-                )
-        return {"sr_result": results}
+            started = time.perf_counter()
+            if source.name in profile.unavailable:
+                note = f"not prepared ({profile.unavailable[source.name]})"
+                results[source.name] = _timed(source.name, started, status="degraded", candidates=[], note=note)
+            elif not known:
+                note = "no session item was seen in training"
+                results[source.name] = _timed(source.name, started, status="cold", candidates=[], note=note)
+            else:
+                try:
+                    scores = profile.models[source.name].score([known])[0]
+                    items, values = top_k(scores, source.candidates, exclude=exclude)
+                    results[source.name] = _timed(
+                        source.name, started, status="ok", candidates=_candidates(items, values)
+                    )
+                except Exception as error:  # a broken model must not strand the shopper
+                    note = f"{type(error).__name__}: {error}"
+                    results[source.name] = _timed(source.name, started, status="degraded", candidates=[], note=note)
+        return {"source_results": results}
+
+    def session_models(self, state: State, runtime: Runtime[Context]) -> dict[str, Any]:
+        """The data-driven session recommenders (kNN, rules, torch models) score the catalogue."""
+        return self._model_sources(state, _context(runtime), "session-model")
 
     def session_semantics(self, state: State, runtime: Runtime[Context]) -> dict[str, Any]:
-        """Items whose titles are semantically close to the session's own titles (recency-weighted)."""
-        context = _context(runtime)
-        started = time.perf_counter()
-        if not context.semantic:
-            return {"session_semantic_result": _timed("semantic", started, status="skipped", candidates=[])}
-        res = self.services.resources(context)
-        try:
-            candidates = res.semantic_by_session(
-                state["session_indices"], context.candidates_per_source, set(state["session_indices"])
-            )
-            result = _timed("semantic", started, status="ok", candidates=candidates)
-        except Exception as error:
-            result = _timed("semantic", started, status="degraded", candidates=[], note=f"semantic index: {error}")
-        return {"session_semantic_result": result}
+        """Title kNN: items whose titles are close to the session's (the ``semantic`` pipeline's model)."""
+        return self._model_sources(state, _context(runtime), "title-knn")
 
-    def infer_intent(self, state: State, runtime: Runtime[Context]) -> dict[str, Any]:
+    def shopper_intent(self, state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         """The LLM reads the session's titles and returns a typed intent; on error or timeout, go on without."""
         context = _context(runtime)
+        profile = self._profile(context)
+        if not any(source.kind == "intent" for source in profile.spec.sources):
+            return {"intent": None}
         started = time.perf_counter()
-        if not context.use_llm:
-            return {"intent": None, "intent_result": _timed("intent", started, status="skipped", candidates=[])}
-        res = self.services.resources(context)
-        budget = _remaining(state, context)
-        if budget <= 0:
-            note = "deadline reached before the LLM was called"
-            return {
-                "intent": None,
-                "intent_result": _timed("intent", started, status="degraded", candidates=[], note=note),
-            }
+        budget = context.deadline_s - (time.time() - state.get("started_at", time.time()))
+        titles = [profile.catalog.titles[i] for i in state["window"]]
         try:
-            intent = res.infer_intent(state["session_indices"], timeout=budget)
+            if budget <= 0:
+                raise TimeoutError("the request deadline was reached before the LLM was called")
+            intent = profile.intent_agent(titles, timeout=budget)
         except Exception as error:
             note = f"LLM unavailable ({type(error).__name__}: {error}); continuing without intent"
-            return {
-                "intent": None,
-                "intent_result": _timed("intent", started, status="degraded", candidates=[], note=note),
-            }
-        return {"intent": intent, "intent_result": _timed("intent", started, status="ok", candidates=[])}
+            result = _timed("intent", started, status="degraded", candidates=[], note=note)
+            return {"intent": None, "source_results": {"intent": result}}
+        return {"intent": intent}
 
     def clarify(self, state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         """Ask the shopper one question when the intent is too uncertain (a LangGraph interrupt).
@@ -162,74 +147,151 @@ class GraphNodes:
         question = "What are you looking for next?"
         if intent.get("summary"):
             question = f"I think you are after: {intent['summary']}. What exactly are you looking for next?"
-        answer = interrupt({"question": question, "intent": intent})
-        return {"clarification": str(answer) if answer else None}
+        reply = interrupt({"question": question, "intent": intent})
+        return {"clarification": str(reply) if reply else None}
 
     def intent_retrieval(self, state: State, runtime: Runtime[Context]) -> dict[str, Any]:
-        """Semantic retrieval driven by the intent's summary and keywords (and a shopper's clarification)."""
+        """Chroma retrieval (the ``semantic_search`` tool) of the intent's summary and keywords, and of the
+        shopper's answer to a clarifying question."""
         context = _context(runtime)
+        profile = self._profile(context)
+        if not any(source.kind == "intent" for source in profile.spec.sources):
+            return {}
+        if "intent" in (state.get("source_results") or {}):
+            return {}  # the intent node already recorded why there is no intent
         started = time.perf_counter()
         intent = state.get("intent") or {}
         queries = [
             q for q in [state.get("clarification"), intent.get("summary"), " ".join(intent.get("keywords") or [])] if q
         ]
-        if not queries or not context.semantic:
-            return {"intent_semantic_result": _timed("intent", started, status="skipped", candidates=[])}
-        res = self.services.resources(context)
+        if not queries:
+            return {"source_results": {"intent": _timed("intent", started, status="skipped", candidates=[])}}
+        n = profile.spec.source("intent").candidates
+        exclude = [profile.catalog.ids[i] for i in set(state["session_indices"])]
         try:
-            candidates = res.semantic_by_text(queries, context.candidates_per_source, set(state["session_indices"]))
-            result = _timed("intent", started, status="ok", candidates=candidates)
+            best: dict[int, tuple[float, str]] = {}
+            for query in queries:
+                call = {
+                    "name": "semantic_search",
+                    "args": {"query": query, "k": n, "exclude_ids": exclude},
+                    "id": "intent",
+                    "type": "tool_call",
+                }
+                for hit in profile.search_tool.invoke(call).artifact["items"]:
+                    if hit["index"] not in best or hit["score"] > best[hit["index"]][0]:
+                        best[hit["index"]] = (float(hit["score"]), query)
+            ranked = sorted(best.items(), key=lambda pair: (-pair[1][0], pair[0]))[:n]
+            candidates = [Candidate(item=item, score=score) for item, (score, _) in ranked]
+            texts = {str(item): query for item, (_, query) in ranked}
+            result = _timed("intent", started, status="ok", candidates=candidates, texts=texts)
         except Exception as error:
             result = _timed("intent", started, status="degraded", candidates=[], note=f"semantic index: {error}")
-        return {"intent_semantic_result": result}
+        return {"source_results": {"intent": result}}
 
-    def fuse(self, state: State, runtime: Runtime[Context]) -> dict[str, Any]:
-        """Merge every source's candidates with the configured strategy into the final ranked list."""
+    def llm_proposals(self, state: State, runtime: Runtime[Context]) -> dict[str, Any]:
+        """Approach (i): the LLM proposes next products as titles; each maps to its nearest catalogue titles.
+        On an LLM failure the source proposes what the session's own titles are closest to, flagged."""
+        from agents.recommender import proposal_scores, session_scores
+
         context = _context(runtime)
-        res = self.services.resources(context)
+        profile = self._profile(context)
+        if not any(source.kind == "llm-agent" for source in profile.spec.sources):
+            return {}
         started = time.perf_counter()
-        results = _all_results(state)
-        proposals: dict[str, list[Candidate]] = {}
-        for result in results:
-            if result.get("candidates") and result.get("status") == "ok":
-                proposals[result["source"]] = result["candidates"]
-        model, fusion_note = res.fusion(context)
-        items, scores, contributions = model.fuse(proposals)
+        n = profile.spec.source("llm-agent").candidates
         exclude = set(state["session_indices"])
-        recommendations: list[RecommendedItem] = []
+        titles = [profile.catalog.titles[i] for i in state["window"]]
+        try:
+            vectors = profile.item_vectors
+            try:
+                proposals = profile.next_item_agent.propose(titles)
+            except Exception as error:  # LLMFailure and anything the endpoint throws
+                items, values = top_k(session_scores(state["window"], vectors), n, exclude=exclude)
+                note = f"LLM unavailable ({type(error).__name__}: {error}); used the session's title similarity"
+                result = _timed(
+                    "llm-agent", started, status="degraded", candidates=_candidates(items, values), note=note
+                )
+                return {"source_results": {"llm-agent": result}}
+            proposal_vectors = profile.embedder.embed(proposals)
+            items, values = top_k(proposal_scores(proposal_vectors, vectors, 0.01), n, exclude=exclude)
+            nearest = np.argmax(proposal_vectors @ vectors[items].T, axis=0) if items.size else []
+            texts = {str(int(item)): proposals[int(j)] for item, j in zip(items, nearest, strict=True)}
+            result = _timed("llm-agent", started, status="ok", candidates=_candidates(items, values), texts=texts)
+        except Exception as error:
+            result = _timed(
+                "llm-agent", started, status="degraded", candidates=[], note=f"{type(error).__name__}: {error}"
+            )
+        return {"source_results": {"llm-agent": result}}
+
+    # ------------------------------------------------------------------ answer
+    def fuse(self, state: State, runtime: Runtime[Context]) -> dict[str, Any]:
+        """Merge every source's candidates with the profile's fitted fusion into one ranked list."""
+        context = _context(runtime)
+        profile = self._profile(context)
+        started = time.perf_counter()
+        results = state.get("source_results") or {}
+        # a degraded source may still carry candidates (the LLM agent's fallback): they count, flagged
+        proposals = {
+            name: r["candidates"]
+            for name, r in results.items()
+            if r.get("status") in ("ok", "degraded") and r.get("candidates")
+        }
+        items, scores, contributions = profile.fusion.fuse(proposals)
+        exclude = set(state["session_indices"])
+        fused: list[Scored] = []
         for position, item in enumerate(items.tolist()):
             if item in exclude:
                 continue
-            recommendations.append(
-                RecommendedItem(
-                    rank=len(recommendations) + 1,
-                    item_id=res.catalog.ids[item],
-                    title=res.catalog.titles[item],
-                    score=round(float(scores[position]), 6),
-                    contributions={s: round(float(c[position]), 6) for s, c in contributions.items()},
-                )
-            )
-            if len(recommendations) == state["k"]:
+            shares = {s: round(float(c[position]), 6) for s, c in contributions.items()}
+            fused.append(Scored(item=item, score=round(float(scores[position]), 6), contributions=shares))
+            if len(fused) == state["k"]:
                 break
-        degraded = [
-            f"{r['source']}: {r.get('note', r['status'])}" for r in results if r.get("status") in ("degraded", "cold")
-        ]
-        sources_down = bool(degraded)
-        if fusion_note:
-            degraded.append(f"fusion: {fusion_note}")
-        if not recommendations:
-            degraded.append("no source produced candidates; falling back to popular items")
-            recommendations = res.popular_fallback(exclude, state["k"])
-        timings = {r["source"]: r.get("seconds", 0.0) for r in results}
-        timings["fuse"] = round(time.perf_counter() - started, 4)
-        timings["total"] = round(time.time() - state.get("started_at", time.time()), 4)
-        output: dict[str, Any] = {}
+        if not fused:  # every source failed or was cold: the most popular items, said so
+            popular, values = top_k(profile.popularity, state["k"], exclude=exclude)
+            fused = [
+                Scored(item=int(i), score=float(v), contributions={"popularity": float(v)})
+                for i, v in zip(popular, values, strict=True)
+            ]
+        output: dict[str, Any] = {"fused": fused, "timings": {"fuse": round(time.perf_counter() - started, 4)}}
         if context.return_sources:
             output["source_candidates"] = proposals
+        return output
+
+    def explain(self, state: State, runtime: Runtime[Context]) -> dict[str, Any]:
+        """The answer: titles, scores, each source's contribution and grounded reasons for every item."""
+        context = _context(runtime)
+        profile = self._profile(context)
+        started = time.perf_counter()
+        results = state.get("source_results") or {}
+        fused = state.get("fused") or []
+        reasons = item_reasons(profile, fused, state["window"], results, explain_with_llm=context.explain_with_llm)
+        catalog = profile.catalog
+        recommendations = [
+            RecommendedItem(
+                rank=rank,
+                item_id=catalog.ids[entry["item"]],
+                title=catalog.titles[entry["item"]],
+                score=entry["score"],
+                contributions=entry["contributions"],
+                reasons=reasons[rank - 1],
+            )
+            for rank, entry in enumerate(fused, start=1)
+        ]
+        degraded = [
+            f"{r['source']}: {r.get('note', r['status'])}"
+            for r in results.values()
+            if r.get("status") in ("degraded", "cold")
+        ]
+        degraded += [f"{name}: {why}" for name, why in profile.unavailable.items() if name == "fusion"]
+        if fused and set(fused[0]["contributions"]) == {"popularity"}:
+            degraded.append("no source produced candidates; recommended popular items instead")
+        timings = {name: r.get("seconds", 0.0) for name, r in results.items()}
+        timings.update(state.get("timings") or {})
+        timings["explain"] = round(time.perf_counter() - started, 4)
+        timings["total"] = round(time.time() - state.get("started_at", time.time()), 4)
         return {
-            **output,
             "recommendations": recommendations,
             "degraded": degraded,
             "timings": timings,
-            "explanation": explain(state, recommendations, sources_down),
+            "explanation": summary_line(reasons, len(state.get("session") or []), bool(degraded)),
         }

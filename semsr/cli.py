@@ -19,7 +19,7 @@ from evals.executors import PipelineSpec
 from evals.experiment import ExperimentConfig, load_experiment, parse_params, run_experiment
 from evals.graph_pipelines import graph_description
 from evals.harness import evaluate
-from evals.pipelines import AGENT_PIPELINES, ALIASES, build_pipeline, pipeline_names
+from evals.pipelines import ALIASES, build_pipeline, pipeline_names
 from evals.tuning import tune
 from semsr.cli_agents import intent_command
 from semsr.cli_common import (
@@ -34,7 +34,8 @@ from semsr.cli_common import (
 )
 from semsr.cli_graph import recommend_command, trace_command
 from semsr.cli_index import index_command
-from semsr.cli_train import sr_recommend_command, train_command
+from semsr.cli_profile import prepare_command, profile_app
+from semsr.cli_train import train_command
 from semsr.tables import results_table
 from sessiondata.errors import ConfigError
 from sr_models.registry import MODELS, tuned_record
@@ -53,7 +54,8 @@ app.command(name="recommend")(recommend_command)
 app.command(name="trace")(trace_command)
 app.command(name="intent")(intent_command)
 app.command(name="train")(train_command)
-app.command(name="sr-recommend")(sr_recommend_command)
+app.command(name="prepare")(prepare_command)
+app.add_typer(profile_app, name="profile")
 
 
 @app.command()
@@ -76,8 +78,6 @@ def pipelines(ctx: typer.Context) -> None:
             description = f"the best semantic source: {ALIASES[name]}"
         elif name in MODELS:
             description = MODELS[name].description
-        elif name in AGENT_PIPELINES:
-            description = AGENT_PIPELINES[name][1]
         else:
             description = graph_description(name)
         console.print(f"[bold]{name:14}[/] {description}  [dim]{tuned}[/]")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
@@ -13,7 +12,7 @@ from rich.table import Table
 from graphs.api import SemSR
 from graphs.context import Context
 from graphs.tracing import JsonlTracer, read_trace
-from semsr.cli_common import DatasetOption, clear_errors, command_settings, console
+from semsr.cli_common import clear_errors, command_settings, console
 from sessiondata.errors import ConfigError
 
 
@@ -21,30 +20,32 @@ from sessiondata.errors import ConfigError
 def recommend_command(
     ctx: typer.Context,
     items: Annotated[list[str] | None, typer.Option("--items", "-i", help="Item ids viewed, oldest first.")] = None,
-    extra_items: Annotated[list[str] | None, typer.Argument(help="More item ids (after --items).")] = None,
-    dataset: DatasetOption = "amazon-beauty",
+    extra_items: Annotated[
+        list[str] | None, typer.Argument(help="More item ids (after --items; `--` before ids starting with -).")
+    ] = None,
+    dataset: Annotated[
+        str | None, typer.Option("--dataset", "-d", help="Dataset spec (default: the settings').")
+    ] = None,
+    profile: Annotated[
+        str | None, typer.Option("--profile", "-p", help="Serving profile (default: the settings').")
+    ] = None,
     k: Annotated[int, typer.Option(help="How many recommendations.")] = 10,
     thread: Annotated[str | None, typer.Option(help="Conversation id: the items add to this thread's session.")] = None,
     reply: Annotated[str | None, typer.Option("--answer", help="Answer a thread's clarifying question.")] = None,
-    llm: Annotated[bool, typer.Option("--llm/--no-llm", help="Run the intent LLM node.")] = True,
-    fusion: Annotated[str, typer.Option(help="weighted, rrf or learned.")] = "weighted",
     clarify_below: Annotated[float | None, typer.Option(help="Ask a question below this intent confidence.")] = None,
-    source: Annotated[list[str] | None, typer.Option(help="Session models to ask (repeat); default: all.")] = None,
+    allow_partial: Annotated[
+        bool, typer.Option("--allow-partial", help="Answer from the prepared sources when some are missing.")
+    ] = False,
+    explain_with_llm: Annotated[
+        bool, typer.Option("--explain-with-llm", help="Show the LLM's words in reasons even where it earned no weight.")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the full answer as JSON.")] = False,
     trace: Annotated[Path | None, typer.Option(help="Append a JSONL trace of every node to this file.")] = None,
 ) -> None:
-    """Recommend next products for a session through the SemSR graph."""
-    semsr = SemSR(command_settings(ctx))
-    if fusion not in ("weighted", "rrf", "learned"):
-        raise ConfigError("fusion", fusion, "must be weighted, rrf or learned")
-    context = replace(Context(dataset=dataset), use_llm=llm, fusion=fusion, clarify_below=clarify_below)  # type: ignore[arg-type]
-    if source:
-        from sr_models.registry import MODELS
-
-        unknown = [name for name in source if name not in MODELS]
-        if unknown:
-            raise ConfigError("source", unknown[0], f"unknown session model; choose from {sorted(MODELS)}")
-        context = replace(context, sr_sources=tuple(source))
+    """Recommend next products for a session through the SemSR graph (the prepared serving profile)."""
+    settings = command_settings(ctx, dataset=dataset, profile=profile)
+    semsr = SemSR(settings)
+    context = Context(clarify_below=clarify_below, allow_partial=allow_partial, explain_with_llm=explain_with_llm)
     callbacks = [JsonlTracer(trace)] if trace else []
     every_item = [*(items or []), *(extra_items or [])]
     if reply is not None:
@@ -61,16 +62,17 @@ def recommend_command(
     if result.question:
         console.print(f"[bold]Question:[/] {result.question}  (answer with --thread {thread} --answer TEXT)")
         return
-    table = Table(title=f"Recommendations for {len(result.session)} viewed item(s)", header_style="bold")
-    for column in ("#", "item", "title", "score", "sources"):
+    title = f"Recommendations for {len(result.session)} viewed item(s) — profile {result.profile.get('version', '?')}"
+    table = Table(title=title, header_style="bold")
+    for column in ("#", "item", "title", "score", "why"):
         table.add_column(column, justify="right" if column in ("#", "score") else "left")
     for row in result.recommendations:
-        sources = ", ".join(f"{s} {v:+.3f}" for s, v in row["contributions"].items())
-        table.add_row(str(row["rank"]), str(row["item_id"]), row["title"][:70], f"{row['score']:.4f}", sources)
+        why = "; ".join(f"{r['text']} [{r['source']}]" for r in row["reasons"][:2]) or "—"
+        table.add_row(str(row["rank"]), str(row["item_id"]), row["title"][:60], f"{row['score']:.4f}", why)
     console.print(table)
     console.print(result.explanation)
     for note in [*result.degraded, *(f"unknown item ignored: {i!r}" for i in result.unknown_items)]:
-        console.print(f"[yellow]note:[/] {note}")
+        console.print(f"[yellow]degraded:[/] {note}" if note in result.degraded else f"[yellow]note:[/] {note}")
 
 
 @clear_errors

@@ -17,7 +17,8 @@ from embeddings.catalog import embed_catalog
 from embeddings.config import default_provider
 from semsr.cli_common import DatasetOption, LoaderOption, ProgressOption, clear_errors, command_settings, console
 from sessiondata.loaders import load_dataset
-from tools.chroma_index import CatalogIndex, make_client
+from tools.chroma_client import make_client
+from tools.chroma_index import CatalogIndex
 
 
 @clear_errors

@@ -1,5 +1,5 @@
-"""``semsr train`` (fit a torch session recommender and cache its artefact) and ``semsr sr-recommend``
-(load an artefact and recommend for a session of item ids).
+"""``semsr train``: fit a torch session recommender and cache its artefact (recommendations for a session
+come from the graph: ``semsr recommend --profile NAME``).
 
 ``train`` runs the validation fit first (early stopping on the validation fold, never on test), then the
 fit on all training sessions for the validated number of epochs, and caches both under
@@ -9,7 +9,6 @@ fit on all training sessions for the validated number of epochs, and caches both
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -25,7 +24,6 @@ from semsr.cli_common import (
     load_protocol,
 )
 from sessiondata.errors import ConfigError
-from sessiondata.loaders import load_dataset
 from sr_models.neural.specs import neural_specs
 
 NEURAL = [name for name, *_ in neural_specs()]
@@ -65,32 +63,3 @@ def train_command(
             "last_epoch": history[-1] if history else None,
         }
     console.print_json(json.dumps(report, default=str))
-
-
-@clear_errors
-def sr_recommend_command(
-    ctx: typer.Context,
-    artifact: Annotated[Path, typer.Option(help="Artefact directory written by `semsr train`.")],
-    item: Annotated[list[str], typer.Option("--item", "-i", help="Item id of the session, oldest first; repeat.")],
-    dataset: DatasetOption = "amazon-beauty",
-    loader: LoaderOption = None,
-    k: Annotated[int, typer.Option("--k", "-k", help="Recommendations to return.")] = 10,
-) -> None:
-    """Recommend for one session with a trained torch artefact; unknown ids are reported and skipped."""
-    from sr_models.neural import load_recommender
-    from sr_models.neural.inference import recommend_session
-
-    settings = command_settings(ctx)
-    catalog = load_dataset(dataset, loader).catalog
-    model = load_recommender(artifact, env=settings.model_env())
-    result = recommend_session(model, catalog, item, k)
-    titles = [catalog.titles[catalog.index_of(i)] for i in result.items]
-    payload = {
-        "model": model.name,
-        "unknown_ids": result.unknown,
-        "recommendations": [
-            {"item_id": i, "score": round(s, 4), "title": t}
-            for i, s, t in zip(result.items, result.scores, titles, strict=True)
-        ],
-    }
-    console.print_json(json.dumps(payload, default=str))

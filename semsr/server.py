@@ -1,15 +1,26 @@
 """Entry point for ``langgraph dev`` / LangGraph server (see langgraph.json): the same compiled graph.
 
 The server brings its own checkpointer, so the graph is compiled without one here. The project settings
-(``SEMSR_*`` environment variables) are loaded once, at import, and bound to the graph's services.
+(``SEMSR_*`` environment variables) are loaded once, at import, and bound to the graph's services. The
+served profile is loaded here too: a server whose profile is not prepared refuses to start, with one
+line naming ``semsr prepare``, instead of failing its first caller.
 """
 
 from __future__ import annotations
 
+import sys
+
 from graphs.graph import compile_graph
-from graphs.resources import GraphServices
+from graphs.services import ProfileServices
 from semsr.settings import apply_threads, load_settings
+from sessiondata.errors import ConfigError, DataError
 
 settings = load_settings()
 apply_threads(settings)
-graph = compile_graph(GraphServices(settings))
+services = ProfileServices(settings)
+try:
+    services.profile()
+except (ConfigError, DataError) as error:
+    print(f"semsr: cannot serve: {error}", file=sys.stderr)
+    raise SystemExit(2) from None
+graph = compile_graph(services)

@@ -74,6 +74,8 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SEMSR_", env_nested_delimiter="__", extra="ignore")
 
     home: Path = Field(Path(".semsr"), description="Caches, trained artefacts, indexes, profiles and threads.")
+    dataset: str = Field("amazon-beauty", description="The dataset whose prepared profile is served.")
+    profile: str = Field("fused", description="The serving profile (semsr prepare builds it; semsr run evaluates it).")
     runs_dir: Path = Field(Path("runs"), description="Where the main job writes evaluation runs and reports.")
     threads: int = Field(default_factory=_default_threads, ge=1, description="CPU threads for numpy/torch.")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="Where torch models train and score.")
@@ -84,9 +86,6 @@ class Settings(BaseSettings):
     embedder: EmbedderConfig = Field(default_factory=EmbedderConfig)
     chroma: ChromaConfig = Field(default_factory=ChromaConfig)
     llm: LLMConfig = Field(default_factory=LLMConfig)
-    semantic_index: Literal["chroma", "exact"] = Field(
-        "chroma", description="The graph's semantic retrieval: the Chroma index, or exact cosine in numpy."
-    )
 
     @property
     def paths(self) -> Paths:

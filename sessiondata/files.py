@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -13,3 +16,21 @@ def file_sha256(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+@contextmanager
+def exclusive_lock(target: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``<target>.lock`` while ``target`` is built.
+
+    Jobs that run side by side (``semsr run`` evaluating several pipelines, a server and ``semsr prepare``)
+    would otherwise each build the same artefact; with the lock the second waits and then reuses the
+    first's result. ``flock`` locks are released by the kernel if the process dies, so a killed run never
+    leaves a stale lock behind.
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with (target.parent / f"{target.name}.lock").open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

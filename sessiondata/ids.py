@@ -76,5 +76,7 @@ def require_known(catalog: Catalog, values: Sequence[object], *, field: str = "i
     """Dense indices of ``values``, where an unknown id is an error too (tools that must not skip ids)."""
     resolved = resolve_items(catalog, list(values), field=field)
     if resolved.unknown:
-        raise InvalidRequest(field, resolved.unknown[0], f"unknown item id: not in the catalogue ({len(catalog)} items)")
+        raise InvalidRequest(
+            field, resolved.unknown[0], f"unknown item id: not in the catalogue ({len(catalog)} items)"
+        )
     return resolved.indices

@@ -100,6 +100,7 @@ class Dataset:
     catalog: Catalog
     predefined_split: dict[SessionId, SplitName] | None = None
     source: str = ""
+    spec: str = ""  # how it was asked for (``amazon-beauty``, ``csv:/data/shop``): set by ``load_dataset``
 
     def __post_init__(self) -> None:
         self.validate()

@@ -3,6 +3,11 @@
 A recommender learns from training sessions and then scores the *whole* catalogue for a batch of prompts
 (like RecBole's ``full_sort_predict``): no sampled negatives anywhere. Ranking, exclusion of seen items
 and tie rules are shared code in :mod:`sr_models.ranking`, not re-done by each model.
+
+Beyond ``fit``/``score``, a model can be saved and restored without pickle (``save``/``load``: JSON and
+``.npz``, or safetensors for torch models; :mod:`sr_models.persist` rebuilds one from its directory), so
+serving loads what preparation trained and never fits; and it can say why it proposed an item
+(``evidence``): which item of the session led to it and how, the material of grounded explanations.
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar, Self
 
 import numpy as np
@@ -17,6 +23,8 @@ import numpy as np
 from sessiondata.protocol import EvalCase, FoldName, Protocol
 from sessiondata.schema import Catalog, Session
 from sr_models.ranking import top_k
+
+STATE_FILE = "state.npz"
 
 
 @dataclass(frozen=True)
@@ -38,6 +46,16 @@ class TrainData:
     @property
     def n_items(self) -> int:
         return len(self.catalog)
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """Why a model proposed an item: the session item that led to it (dense index, or None when no single
+    item did) and how (``kind``: "co-session", "followed-by", "similar-title", "sequence", "popular")."""
+
+    item: int | None
+    kind: str
+    strength: float
 
 
 @dataclass(frozen=True)
@@ -84,6 +102,33 @@ class Recommender(ABC):
     def _check_fitted(self) -> None:
         if self.n_items == 0:
             raise RuntimeError(f"{type(self).__name__} is not fitted: call fit() first")
+
+    # ------------------------------------------------------------------ persistence and evidence
+    build_params: dict[str, Any] | None = None  # what the registry built it with (set by build_model)
+
+    def state(self) -> dict[str, np.ndarray]:
+        """The fitted arrays that ``restore`` needs (numpy models); torch models override ``save``/``load``."""
+        raise NotImplementedError(f"{type(self).__name__} cannot be saved")
+
+    def restore(self, state: dict[str, np.ndarray]) -> None:
+        raise NotImplementedError(f"{type(self).__name__} cannot be restored")
+
+    def save(self, directory: Path) -> None:
+        """Write the fitted model's arrays into ``directory`` (``state.npz``; the header is written by
+        :func:`sr_models.persist.save_model`)."""
+        self._check_fitted()
+        directory.mkdir(parents=True, exist_ok=True)
+        np.savez(directory / STATE_FILE, **self.state())
+
+    def load(self, directory: Path) -> None:
+        """Restore what :meth:`save` wrote (no pickle: ``allow_pickle=False``)."""
+        with np.load(directory / STATE_FILE, allow_pickle=False) as data:
+            self.restore({name: data[name] for name in data.files})
+
+    def evidence(self, prompt: Sequence[int], items: Sequence[int]) -> list[Evidence | None]:
+        """For each of ``items`` (dense indices this model ranked high for ``prompt``), what in the session
+        led to it; None where the model cannot say. Models override this with their own evidence."""
+        return [None] * len(items)
 
 
 def train_data(protocol: Protocol, fold: FoldName) -> TrainData:

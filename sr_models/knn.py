@@ -17,7 +17,7 @@ from typing import Any, Literal, Self
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from sr_models.base import Recommender, TrainData
+from sr_models.base import Evidence, Recommender, TrainData
 from sr_models.popularity import item_counts
 
 Decay = Literal["none", "linear", "harmonic", "exp"]
@@ -164,6 +164,48 @@ class SessionKNN(Recommender):
     def score(self, prompts: Sequence[Sequence[int]]) -> np.ndarray:
         self._check_fitted()
         return np.stack([self._score_one(prompt) for prompt in prompts])
+
+    _STATE = (
+        "indptr",
+        "seq_items",
+        "seq_positions",
+        "seq_session",
+        "session_sizes",
+        "recency_rank",
+        "item_sessions_indptr",
+        "item_sessions",
+        "idf",
+        "backfill_scores",
+    )
+
+    def state(self) -> dict[str, np.ndarray]:
+        return {name: getattr(self, name) for name in self._STATE}
+
+    def restore(self, state: dict[str, np.ndarray]) -> None:
+        for name in self._STATE:
+            setattr(self, name, state[name])
+        self.n_items = int(self.item_sessions_indptr.size - 1)
+        self.rng = np.random.default_rng(self.config.seed)
+
+    def evidence(self, prompt: Sequence[int], items: Sequence[int]) -> list[Evidence | None]:
+        """The session item sharing the most training sessions with each item (recency-weighted, as the
+        prompt is), i.e. "viewed in the same sessions as"."""
+        prompt_arr = np.asarray(prompt, dtype=np.int64)
+        weights = prompt_weights(len(prompt_arr), self.config.prompt_decay, self.config.prompt_decay_lambda)
+        last_weight = {int(i): float(w) for i, w in zip(prompt_arr, weights, strict=True)}  # latest wins
+        sessions_of = {
+            i: self.item_sessions[self.item_sessions_indptr[i] : self.item_sessions_indptr[i + 1]] for i in last_weight
+        }
+        found: list[Evidence | None] = []
+        for item in items:
+            own = self.item_sessions[self.item_sessions_indptr[item] : self.item_sessions_indptr[item + 1]]
+            best, best_value = None, 0.0
+            for source, weight in last_weight.items():
+                shared = np.intersect1d(own, sessions_of[source], assume_unique=True).size
+                if shared * weight > best_value:
+                    best, best_value = source, shared * weight
+            found.append(Evidence(best, "co-session", best_value) if best is not None else None)
+        return found
 
 
 class SKNN(SessionKNN):

@@ -8,7 +8,7 @@ from typing import Literal, Self
 import numpy as np
 
 from sessiondata.schema import Session
-from sr_models.base import Recommender, TrainData
+from sr_models.base import Evidence, Recommender, TrainData
 
 
 def item_counts(
@@ -35,3 +35,13 @@ class Popularity(Recommender):
     def score(self, prompts: Sequence[Sequence[int]]) -> np.ndarray:
         self._check_fitted()
         return np.broadcast_to(self.counts, (len(prompts), self.n_items)).copy()
+
+    def state(self) -> dict[str, np.ndarray]:
+        return {"counts": self.counts}
+
+    def restore(self, state: dict[str, np.ndarray]) -> None:
+        self.counts = state["counts"]
+        self.n_items = int(self.counts.size)
+
+    def evidence(self, prompt: Sequence[int], items: Sequence[int]) -> list[Evidence | None]:
+        return [Evidence(None, "popular", float(self.counts[item])) for item in items]

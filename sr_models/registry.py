@@ -128,7 +128,9 @@ def build_model(name: str, dataset: str | None = None, *, env: ModelEnv | None =
     params.update(overrides)
     extra = {"env": env} if spec.uses_env and env is not None else {}
     try:
-        return spec.factory(**params, **extra)
+        model = spec.factory(**params, **extra)
+        model.build_params = dict(params)  # what persist.save_model records to rebuild it
+        return model
     except ValidationError as error:
         first = error.errors()[0]
         field_name = ".".join(str(part) for part in first["loc"])

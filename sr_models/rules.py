@@ -14,7 +14,7 @@ import numpy as np
 import scipy.sparse as sp
 from pydantic import BaseModel, ConfigDict, Field
 
-from sr_models.base import Recommender, TrainData
+from sr_models.base import Evidence, Recommender, TrainData
 from sr_models.popularity import item_counts
 
 
@@ -88,3 +88,36 @@ class SequentialRules(Recommender):
         if cfg.backfill:
             scores += self.backfill_scores
         return scores
+
+    def state(self) -> dict[str, np.ndarray]:
+        rules = self.rules.tocsr()
+        return {
+            "data": rules.data,
+            "indices": rules.indices,
+            "indptr": rules.indptr,
+            "backfill_scores": self.backfill_scores,
+        }
+
+    def restore(self, state: dict[str, np.ndarray]) -> None:
+        self.n_items = int(state["indptr"].size - 1)
+        self.rules = sp.csr_matrix(
+            (state["data"], state["indices"], state["indptr"]), shape=(self.n_items, self.n_items)
+        )
+        self.backfill_scores = state["backfill_scores"]
+
+    def evidence(self, prompt: Sequence[int], items: Sequence[int]) -> list[Evidence | None]:
+        """The voting session item whose rule to each item weighs most, i.e. "often viewed after"."""
+        cfg = self.config
+        recent = list(prompt)[-cfg.prompt_items :]
+        votes: dict[int, float] = {}
+        for distance, item in enumerate(reversed(recent)):
+            votes[int(item)] = max(votes.get(int(item), 0.0), float(np.exp(-distance / cfg.prompt_decay_lambda)))
+        sources = np.fromiter(votes, dtype=np.int64)
+        vote = np.fromiter(votes.values(), dtype=np.float64)
+        block = self.rules[sources][:, np.asarray(items, dtype=np.int64)].toarray() * vote[:, None]
+        found: list[Evidence | None] = []
+        for column in range(block.shape[1]):
+            row = int(np.argmax(block[:, column]))
+            value = float(block[row, column])
+            found.append(Evidence(int(sources[row]), "followed-by", value) if value > 0 else None)
+        return found

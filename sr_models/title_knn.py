@@ -24,8 +24,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from embeddings.catalog import embed_catalog
 from embeddings.config import EmbedderConfig, default_provider
-from embeddings.session import PoolingMode, session_vectors
-from sr_models.base import Recommender, TrainData
+from embeddings.session import PoolingMode, position_weights, session_vectors
+from sr_models.base import Evidence, Recommender, TrainData
 from sr_models.env import ModelEnv
 from sr_models.popularity import item_counts
 from sr_models.ranking import NEVER
@@ -84,3 +84,26 @@ class TitleKNN(Recommender):
         scores += self.prior
         scores += self.mask
         return scores
+
+    def state(self) -> dict[str, np.ndarray]:
+        return {"vectors": self.vectors, "prior": self.prior, "mask": self.mask}
+
+    def restore(self, state: dict[str, np.ndarray]) -> None:
+        self.vectors = np.ascontiguousarray(state["vectors"], dtype=np.float32)
+        self.prior, self.mask = state["prior"], state["mask"]
+        self.n_items = int(self.vectors.shape[0])
+        self.embedder_id = str(self.params()["embedder"])
+
+    def evidence(self, prompt: Sequence[int], items: Sequence[int]) -> list[Evidence | None]:
+        """The session item whose title is closest to each item's, weighted as the session vector weighs
+        them (with ``mode='last'``: the last item), i.e. "similar to"."""
+        prompt_arr = np.asarray(prompt, dtype=np.int64)
+        weights = position_weights(prompt_arr.size, self.config.mode, self.config.decay)
+        similarity = (self.vectors[np.asarray(items, dtype=np.int64)] @ self.vectors[prompt_arr].T) * weights[None, :]
+        found: list[Evidence | None] = []
+        for row in similarity:
+            column = int(np.argmax(row))
+            found.append(
+                Evidence(int(prompt_arr[column]), "similar-title", float(row[column])) if row[column] > 0 else None
+            )
+        return found

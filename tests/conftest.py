@@ -1,12 +1,29 @@
-"""Shared fixtures: the real bundled Beauty data, loaded once per test session."""
+"""Shared fixtures: the real bundled Beauty data, loaded once per test session, and an isolated SEMSR_HOME.
+
+Every test process gets its own ``SEMSR_HOME`` under pytest's temporary directory, so nothing a test does
+(the CLI's default home, tuning, artefacts) lands in the source tree or in a developer's real home.
+"""
 
 from __future__ import annotations
+
+import os
 
 import pytest
 
 from sessiondata.loaders.beauty import load_amazon_beauty
 from sessiondata.protocol import Protocol, build_protocol
 from sessiondata.schema import Dataset
+
+
+@pytest.fixture(scope="session", autouse=True)
+def isolated_home(tmp_path_factory: pytest.TempPathFactory):
+    previous = os.environ.get("SEMSR_HOME")
+    os.environ["SEMSR_HOME"] = str(tmp_path_factory.mktemp("default-semsr-home"))
+    yield
+    if previous is None:
+        os.environ.pop("SEMSR_HOME", None)
+    else:
+        os.environ["SEMSR_HOME"] = previous
 
 
 @pytest.fixture(scope="session")

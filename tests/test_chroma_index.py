@@ -20,8 +20,9 @@ from embeddings.catalog import embed_catalog
 from embeddings.precomputed import FileEmbeddingProvider
 from sessiondata.errors import ConfigError
 from sessiondata.schema import Catalog
+from tools.chroma_client import collection_name
 from tools.chroma_embedding import SemsrEmbeddingFunction
-from tools.chroma_index import CatalogIndex, collection_name
+from tools.chroma_index import CatalogIndex
 from tools.config import ChromaConfig
 from tools.semantic_search import make_semantic_search_tool, search
 

@@ -19,7 +19,6 @@ from sr_models.env import ModelEnv
 from sr_models.neural import NeuralRecommender, load_recommender
 from sr_models.neural.data import prefix_examples, sequence_examples
 from sr_models.neural.graph import session_adjacency
-from sr_models.neural.inference import recommend_session, recommend_sessions
 from sr_models.popularity import Popularity
 from sr_models.registry import MODELS, build_model
 
@@ -159,20 +158,23 @@ def test_refit_reuses_cached_artifact_and_test_fit_uses_validated_epochs(beauty_
     assert len(fitted.history) == model.best_epoch  # trained for the validated number of epochs, no validation
 
 
-def test_unknown_ids_are_reported_and_skipped_and_empty_sessions_fail(beauty_slice, tmp_path):
-    model = small_fit(tmp_path, beauty_slice, name="sasrec")
-    catalog = beauty_slice.catalog
-    known = [catalog.ids[i] for i in beauty_slice.valid_cases[0].prompt]
-    result = recommend_session(model, catalog, [*known, 99_999_999], k=10)
-    assert result.unknown == [99_999_999]
-    assert len(result.items) == 10 and not set(result.items) & set(known)
-    assert result.items == recommend_session(model, catalog, known, k=10).items
-    with pytest.raises(DataError, match="empty"):
-        recommend_session(model, catalog, [], k=10)
-    with pytest.raises(DataError, match="no item"):
-        recommend_session(model, catalog, [99_999_999], k=10)
-    batch = recommend_sessions(model, catalog, [known, known[:1]], k=5)
-    assert [len(r.items) for r in batch] == [5, 5]
+def test_a_saved_model_serves_the_same_scores_and_names_its_evidence(beauty_slice, tmp_path):
+    """What serving loads (sr_models.persist) scores exactly as the fitted model, and its evidence is a
+    recent session item (the graph's grounded explanations)."""
+    from sr_models.persist import load_model, save_model
+
+    model = small_fit(tmp_path / "cache", beauty_slice, name="sasrec")
+    digest = save_model(model, tmp_path / "served")
+    loaded = load_model(tmp_path / "served", cpu_env(None), expected_digest=digest)
+    prompts = [c.prompt for c in beauty_slice.valid_cases[:5]]
+    np.testing.assert_allclose(loaded.score(prompts), model.score(prompts), rtol=1e-5, atol=1e-5)
+    prompt = beauty_slice.valid_cases[0].prompt
+    items = model.recommend([prompt], 5)[0].items
+    evidence = loaded.evidence(prompt, items)
+    assert all(e is not None and e.kind == "sequence" and e.item in prompt[-3:] for e in evidence)
+    (tmp_path / "served" / "model.safetensors").write_bytes(b"junk")
+    with pytest.raises(DataError, match="changed since it was prepared"):
+        load_model(tmp_path / "served", cpu_env(None), expected_digest=digest)
 
 
 def test_bad_configuration_names_the_field():

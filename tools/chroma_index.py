@@ -6,30 +6,28 @@ maximum batch size, idempotent (upserts) and resumable (ids already present are 
 carries the item id, dense index, title and the catalogue's metadata columns; the space is cosine, so
 ``score = 1 - distance`` is the cosine similarity.
 
-Chroma runs embedded (``PersistentClient`` on ``store_path``, by default ``<home>/chroma``) unless a server URL is configured
-(``HttpClient``, e.g. against ``chroma run --path DIR --host 127.0.0.1 --port 8000``).
+The client (embedded store or a ``chroma run`` server) comes from :mod:`tools.chroma_client`.
 """
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 import numpy as np
 from chromadb.errors import ChromaError
 
-from embeddings.base import EmbeddingProvider, l2_normalise, slug
+from embeddings.base import EmbeddingProvider, l2_normalise
 from embeddings.catalog import cached, embed_catalog
 from embeddings.config import EmbedderConfig
 from embeddings.session import PoolingMode, session_vectors
 from sessiondata.errors import ConfigError
 from sessiondata.ids import require_known
 from sessiondata.schema import Catalog, ItemId
+from tools.chroma_client import collection_name, make_client
 from tools.chroma_embedding import SemsrEmbeddingFunction
 from tools.config import ChromaConfig
 
@@ -64,52 +62,6 @@ class BuildReport:
             "embed_seconds": round(self.embed_seconds, 2),
             "add_seconds": round(self.add_seconds, 2),
         }
-
-
-def _chroma_settings() -> Any:
-    from chromadb.config import Settings as ChromaSettings
-
-    return ChromaSettings(anonymized_telemetry=False, allow_reset=False)
-
-
-def make_client(config: ChromaConfig, store_path: Path) -> Any:
-    """A Chroma client: ``HttpClient`` when ``config.server_url`` is set, else ``PersistentClient`` on
-    ``store_path`` (``config.path`` when set, else the caller's ``settings.paths.chroma``)."""
-    import chromadb
-
-    if config.server_url:
-        parsed = urlparse(config.server_url)
-        if parsed.scheme not in ("http", "https") or not parsed.hostname:
-            raise ConfigError("chroma.server_url", config.server_url, "write http://HOST:PORT")
-        port = parsed.port or (443 if parsed.scheme == "https" else 8000)
-        try:
-            client = chromadb.HttpClient(
-                host=parsed.hostname, port=port, ssl=parsed.scheme == "https", settings=_chroma_settings()
-            )
-            client.heartbeat()
-        except Exception as error:  # connection refused, DNS, TLS: all mean "no server there"
-            raise ConfigError(
-                "chroma.server_url", config.server_url, f"no Chroma server answers ({type(error).__name__}: {error})"
-            ) from None
-        return client
-    path = config.path if config.path is not None else store_path
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise ConfigError("chroma.path", str(path), f"cannot create the directory: {error.strerror}") from None
-    if not path.is_dir() or not os.access(path, os.W_OK | os.X_OK):
-        raise ConfigError("chroma.path", str(path), "is not a writable directory")
-    return chromadb.PersistentClient(path=str(path), settings=_chroma_settings())
-
-
-def collection_name(prefix: str, dataset_tag: str, embedder_id: str) -> str:
-    """``<prefix>-<dataset tag>-<embedder id>`` reduced to Chroma's allowed characters (3..63 chars)."""
-    name = slug(f"{prefix}-{dataset_tag}-{embedder_id}")
-    if len(name) > 63:
-        import hashlib
-
-        name = f"{name[:54]}-{hashlib.sha256(name.encode()).hexdigest()[:8]}"
-    return name
 
 
 class CatalogIndex:
@@ -322,4 +274,3 @@ class CatalogIndex:
         centre = session_vectors(vectors, [range(len(item_ids))], pooling, decay)
         exclude = [*options.pop("exclude_ids", ()), *item_ids]
         return self.query_vectors(centre, k, exclude_ids=exclude, **options)[0]
-

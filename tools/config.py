@@ -21,4 +21,3 @@ class ChromaConfig(BaseModel):
     ef_construction: int = Field(200, ge=8, description="HNSW build-time candidate list size.")
     ef_search: int = Field(100, ge=8, description="HNSW query-time candidate list size.")
     max_neighbors: int = Field(16, ge=4, description="HNSW links per node (M).")
-

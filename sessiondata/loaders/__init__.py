@@ -57,6 +57,7 @@ def load_dataset(spec: str, loader: str | None = None, **options: Any) -> Datase
     """Load a dataset named by ``spec`` (see the module docstring)."""
     name, path = parse_dataset_spec(spec, loader)
     function = loader_function(name)
-    if path is None:
-        return function(**options)
-    return function(path, **options)
+    dataset = function(**options) if path is None else function(path, **options)
+    # set in place: dataclasses.replace would validate every session a second time
+    object.__setattr__(dataset, "spec", spec if path is None else f"{name}:{Path(path).expanduser().resolve()}")
+    return dataset

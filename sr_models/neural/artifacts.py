@@ -10,11 +10,8 @@ kept beside them in ``<model>-<params key>.epochs.json`` so a test-fold fit can 
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +20,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from sessiondata.errors import ConfigError, DataError
+from sessiondata.files import exclusive_lock
 
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
@@ -72,22 +70,7 @@ def save_artifact(directory: Path, state: dict[str, torch.Tensor], config: dict[
     return directory
 
 
-@contextmanager
-def training_lock(directory: Path) -> Iterator[None]:
-    """Hold an exclusive lock on ``directory``'s artefact while it is trained.
-
-    Pipelines that run side by side (``semsr run`` evaluates several fused pipelines at once) would
-    otherwise each train the same model; with the lock the second waits and then reuses the first's
-    artefact. ``flock`` locks are released by the kernel if the process dies, so a killed run never
-    leaves a stale lock behind.
-    """
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    with (directory.parent / f"{directory.name}.lock").open("w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+training_lock = exclusive_lock  # an artefact is locked while it is trained (see sessiondata.files)
 
 
 def is_complete(directory: Path) -> bool:

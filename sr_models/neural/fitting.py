@@ -74,17 +74,7 @@ def _train(
         record = {"best_epoch": result.best_epoch, "seed": hyper["seed"], "history": result.history}
         store.write_epochs(data.dataset, model.name, model.epoch_params(), record)
     if store is not None and directory is not None:
-        config = {
-            "model": model.name,
-            "params": model.params(),
-            "n_items": data.n_items,
-            "dataset": data.dataset,
-            "fold": data.fold,
-            "digest": data.digest,
-            "best_epoch": result.best_epoch,
-            "train_seconds": round(result.seconds, 2),
-            "history": result.history,
-        }
+        config = model.artifact_config(data, result.seconds)
         model.artifact_path = save_artifact(directory, encoder.state_dict(), config)
     return model
 

@@ -18,10 +18,10 @@ import numpy as np
 import torch
 
 from sessiondata.errors import ConfigError
-from sr_models.base import Recommender, TrainData
+from sr_models.base import Evidence, Recommender, TrainData
 from sr_models.env import ModelEnv
 from sr_models.neural.architectures import ARCHITECTURES
-from sr_models.neural.artifacts import ArtifactStore, read_artifact
+from sr_models.neural.artifacts import ArtifactStore, read_artifact, save_artifact
 from sr_models.neural.data import Examples, prefix_examples, sequence_examples, tokens
 from sr_models.neural.encoder import SessionEncoder
 from sr_models.neural.fitting import fit_cached
@@ -154,6 +154,40 @@ class NeuralRecommender(Recommender):
         return scores.cpu().numpy()
 
     # ------------------------------------------------------------------ artefacts
+    def artifact_config(self, data: TrainData | None = None, seconds: float | None = None) -> dict[str, Any]:
+        """The JSON half of an artefact: what the model is, what it learnt from, how training went."""
+        config: dict[str, Any] = {"model": self.name, "params": self.params(), "n_items": self.n_items}
+        if data is not None:
+            config.update(dataset=data.dataset, fold=data.fold, digest=data.digest)
+        config.update(best_epoch=self.best_epoch, history=self.history)
+        if seconds is not None:
+            config["train_seconds"] = round(seconds, 2)
+        return config
+
+    def save(self, directory: Path) -> None:
+        """Weights as safetensors and the artefact config as JSON (no pickle), as the fit cache stores them."""
+        self._check_fitted()
+        assert self.encoder is not None
+        save_artifact(directory, self.encoder.state_dict(), self.artifact_config())
+
+    def load(self, directory: Path) -> None:
+        self.setup()
+        self.load_weights(directory)
+
+    @torch.no_grad()
+    def evidence(self, prompt: Sequence[int], items: Sequence[int]) -> list[Evidence | None]:
+        """The recent session item closest to each item in the model's own learnt item space."""
+        self._check_fitted()
+        assert self.encoder is not None
+        table = torch.nn.functional.normalize(self.encoder.item_table().detach().float(), dim=-1)
+        recent = list(dict.fromkeys(reversed(list(prompt))))[:3]
+        similarity = (table[list(items)] @ table[recent].T).cpu().numpy()
+        found: list[Evidence | None] = []
+        for row in similarity:
+            column = int(np.argmax(row))
+            found.append(Evidence(int(recent[column]), "sequence", float(row[column])))
+        return found
+
     def load_weights(self, directory: Path) -> None:
         state, config = read_artifact(directory)
         encoder = self.build_encoder(int(config["n_items"]), None)
