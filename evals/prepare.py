@@ -46,7 +46,7 @@ FOLDS: tuple[FoldName, ...] = ("valid", "test")
 
 
 def models_root(settings: Settings, dataset: str) -> Path:
-    return settings.home / "models" / dataset_key(dataset)
+    return settings.paths.models / dataset_key(dataset)
 
 
 def _ref(settings: Settings, path: Path) -> ArtifactRef:

@@ -36,38 +36,28 @@ class Paths:
     """The layout of ``SEMSR_HOME``: every piece of user state has its place here, none in the source tree."""
 
     home: Path
+    embeddings: Path  # the on-disk embedding cache
+    artifacts: Path  # torch training cache (weights + validated epoch records)
+    tuned: Path  # hyper-parameters tuned by `semsr tune` (win over the shipped ones)
+    models: Path  # fitted models, catalogue, statistics and fusions of prepared profiles
+    profiles: Path  # profile manifests
+    chroma: Path  # the embedded Chroma store
+    llm_cache: Path  # the LLM response cache (SQLite)
+    threads_db: Path  # conversation threads (SQLite checkpointer)
 
-    @property
-    def embeddings(self) -> Path:
-        return self.home / "embeddings"
-
-    @property
-    def artifacts(self) -> Path:
-        return self.home / "artifacts"
-
-    @property
-    def tuned(self) -> Path:
-        return self.home / "tuned"
-
-    @property
-    def fusion(self) -> Path:
-        return self.home / "artifacts" / "fusion"
-
-    @property
-    def profiles(self) -> Path:
-        return self.home / "profiles"
-
-    @property
-    def chroma(self) -> Path:
-        return self.home / "chroma"
-
-    @property
-    def llm_cache(self) -> Path:
-        return self.home / "llm_cache.sqlite"
-
-    @property
-    def threads_db(self) -> Path:
-        return self.home / "threads.sqlite"
+    @classmethod
+    def under(cls, home: Path) -> Paths:
+        names = {
+            "embeddings": "embeddings",
+            "artifacts": "artifacts",
+            "tuned": "tuned",
+            "models": "models",
+            "profiles": "profiles",
+            "chroma": "chroma",
+            "llm_cache": "llm_cache.sqlite",
+            "threads_db": "threads.sqlite",
+        }
+        return cls(home=home, **{field: home / name for field, name in names.items()})
 
 
 class Settings(BaseSettings):
@@ -89,7 +79,7 @@ class Settings(BaseSettings):
 
     @property
     def paths(self) -> Paths:
-        return Paths(self.home)
+        return Paths.under(self.home)
 
     def model_env(self, *, progress: bool | None = None) -> ModelEnv:
         """What session models get from the settings (directories, embedder, threads, device)."""

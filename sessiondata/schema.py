@@ -8,6 +8,7 @@ strings for Amazon-M2) appear only at the boundaries (CLI, ``cases.jsonl``) and 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -159,13 +160,7 @@ class DatasetFingerprint:
     sha256: str
 
     def as_dict(self) -> dict[str, object]:
-        return {
-            "name": self.name,
-            "n_sessions": self.n_sessions,
-            "n_items": self.n_items,
-            "n_events": self.n_events,
-            "sha256": self.sha256,
-        }
+        return dataclasses.asdict(self)
 
     @property
     def short(self) -> str:

@@ -36,51 +36,46 @@ class ModelSpec:
     uses_env: bool = False  # the factory takes ``env=`` (models that embed titles or keep files)
 
 
+# validation search spaces (random search over them: evals.tuning)
+SKNN_GRID = {"k": [50, 100, 200, 500], "sample_size": [500, 1000, 2500]}
+VSKNN_GRID = {
+    "k": [25, 50, 100, 200],
+    "sample_size": [500, 1000, 2500, 5000],
+    "prompt_decay": ["linear", "harmonic", "exp"],
+    "prompt_decay_lambda": [1.0, 2.0, 4.0],
+    "neighbour_decay_lambda": [None, 1.0, 2.0, 3.0, 5.0, 10.0],
+    "idf_weight": [0.0, 0.5, 1.0, 2.0],
+}
+RULES_GRID = {
+    "window": [3, 5, 10, 20],
+    "pair_weight": ["linear", "harmonic", "quadratic"],
+    "prompt_items": [1, 2, 3, 5],
+    "prompt_decay_lambda": [0.5, 1.0, 2.0],
+    "row_normalise": [True, False],
+}
+TITLE_KNN_GRID = {
+    "mode": ["last", "mean", "recency"],
+    "decay": [0.3, 0.5, 0.7, 0.85],
+    "popularity_weight": [0.0, 0.02, 0.05, 0.1],
+    "candidates": ["all", "train"],
+}
 MODELS: dict[str, ModelSpec] = {
-    "popularity": ModelSpec("popularity", "most frequent training items", Popularity),
-    "sknn": ModelSpec(
-        "sknn",
-        "session-kNN, cosine over item sets",
-        SKNN,
-        grid={"k": [50, 100, 200, 500], "sample_size": [500, 1000, 2500]},
-    ),
-    "vsknn": ModelSpec(
-        "vsknn",
-        "V-SKNN: recency-weighted prompt, IDF, neighbour-position decay (STAN)",
-        SessionKNN,
-        grid={
-            "k": [25, 50, 100, 200],
-            "sample_size": [500, 1000, 2500, 5000],
-            "prompt_decay": ["linear", "harmonic", "exp"],
-            "prompt_decay_lambda": [1.0, 2.0, 4.0],
-            "neighbour_decay_lambda": [None, 1.0, 2.0, 3.0, 5.0, 10.0],
-            "idf_weight": [0.0, 0.5, 1.0, 2.0],
-        },
-    ),
-    "sr": ModelSpec(
-        "sr",
-        "sequential rules: distance-weighted item pairs within a window",
-        SequentialRules,
-        grid={
-            "window": [3, 5, 10, 20],
-            "pair_weight": ["linear", "harmonic", "quadratic"],
-            "prompt_items": [1, 2, 3, 5],
-            "prompt_decay_lambda": [0.5, 1.0, 2.0],
-            "row_normalise": [True, False],
-        },
-    ),
-    "title-knn": ModelSpec(
-        "title-knn",
-        "title kNN (LLMSeqSim-style): cosine of title embeddings to the session's pooled title vector",
-        TitleKNN,
-        grid={
-            "mode": ["last", "mean", "recency"],
-            "decay": [0.3, 0.5, 0.7, 0.85],
-            "popularity_weight": [0.0, 0.02, 0.05, 0.1],
-            "candidates": ["all", "train"],
-        },
-        uses_env=True,
-    ),
+    spec.name: spec
+    for spec in (
+        ModelSpec("popularity", "most frequent training items", Popularity),
+        ModelSpec("sknn", "session-kNN, cosine over item sets", SKNN, SKNN_GRID),
+        ModelSpec(
+            "vsknn", "V-SKNN: recency-weighted prompt, IDF, neighbour-position decay (STAN)", SessionKNN, VSKNN_GRID
+        ),
+        ModelSpec("sr", "sequential rules: distance-weighted item pairs within a window", SequentialRules, RULES_GRID),
+        ModelSpec(
+            "title-knn",
+            "title kNN (LLMSeqSim-style): cosine of title embeddings to the session's pooled title vector",
+            TitleKNN,
+            TITLE_KNN_GRID,
+            uses_env=True,
+        ),
+    )
 }
 MODELS.update(
     {name: ModelSpec(name, text, factory, grid, uses_env=True) for name, text, factory, grid in neural_specs()}

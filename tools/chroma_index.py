@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -54,14 +54,7 @@ class BuildReport:
     add_seconds: float
 
     def as_dict(self) -> dict[str, object]:
-        return {
-            "collection": self.collection,
-            "n_items": self.n_items,
-            "added": self.added,
-            "skipped": self.skipped,
-            "embed_seconds": round(self.embed_seconds, 2),
-            "add_seconds": round(self.add_seconds, 2),
-        }
+        return {k: round(v, 2) if isinstance(v, float) else v for k, v in asdict(self).items()}
 
 
 class CatalogIndex:
