@@ -85,13 +85,14 @@ class Intent(BaseModel):
 
 
 def infer_intent(titles: Sequence[str], client: ChatClient, *, user_text: str | None = None) -> Intent:
-    """The shopper's intent from the session's titles (oldest first, most recent last).
+    """The shopper's intent from the session's titles (oldest first, most recent last) and what the shopper
+    said (``user_text``, data inside the prompt's ``<message>`` tags), at least one of them.
 
     Long sessions keep their most recent ``llm.max_session_titles`` titles. Raises
     :class:`~agents.errors.LLMFailure` when the model gives no usable answer after one retry.
     """
-    if not titles:
-        raise ConfigError("titles", [], "a session needs at least one product title to infer an intent")
+    if not titles and not (user_text and user_text.strip()):
+        raise ConfigError("titles", [], "needs at least one product title or the shopper's words to infer an intent")
     prompt = intent_prompt(
         titles,
         user_text=user_text,

@@ -74,7 +74,7 @@ def session_block(titles: Sequence[str], *, max_titles: int, max_chars: int) -> 
     """
     kept = list(titles)[-max_titles:]
     omitted = len(titles) - len(kept)
-    lines = []
+    lines = [] if kept else ["(no products viewed yet)"]
     if omitted:
         lines.append(f"({omitted} earlier products omitted)")
     for position, title in enumerate(kept, start=1):

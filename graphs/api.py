@@ -43,6 +43,7 @@ class Answer(BaseModel):
     timings: dict[str, float] = Field(default_factory=dict)
     question: str | None = None
     thread_id: str | None = None
+    turn: dict[str, Any] = Field(default_factory=dict)  # the query and constraints as the graph read them
 
 
 class SemSR:
@@ -83,15 +84,26 @@ class SemSR:
         callbacks: Sequence[Any] = (),
         reset: bool = False,
         allow_partial: bool = False,
+        query: str | None = None,
+        exclude: Sequence[Any] | None = None,
+        must_include: Sequence[str] | None = None,
+        must_not_include: Sequence[str] | None = None,
     ) -> Answer:
-        """Next products for a session (or for a thread's session plus ``items``)."""
+        """Next products for a session (or for a thread's session plus ``items``).
+
+        What the shopper said this turn: ``query`` (text: retrieval text, never an instruction), and simple
+        constraints: ``exclude`` (item ids), ``must_include`` / ``must_not_include`` (title terms). They
+        apply to this call only; see :mod:`graphs.query`. With a query, ``items`` may be empty.
+        """
         check_thread_id(thread_id)
+        said = {"query": query, "exclude": exclude, "must_include": must_include, "must_not_include": must_not_include}
         context = context or Context()
         if allow_partial:
             context = replace(context, allow_partial=True)
         compiled = self.graph(persistent=thread_id is not None)
+        request = {"items": items, "k": k, "reset": reset, **{f: v for f, v in said.items() if v is not None}}
         output = compiled.invoke(
-            {"items": items, "k": k, "reset": reset},  # validated in the graph: a bare string is refused
+            request,  # validated in the graph: a bare string is refused
             config=_config(thread_id, callbacks),
             context=context,
         )
@@ -186,10 +198,24 @@ def recommend(
     callbacks: Sequence[Any] = (),
     reset: bool = False,
     allow_partial: bool = False,
+    query: str | None = None,
+    exclude: Sequence[Any] | None = None,
+    must_include: Sequence[str] | None = None,
+    must_not_include: Sequence[str] | None = None,
 ) -> Answer:
     """Next products for a session (or for a thread's session plus ``items``); see :meth:`SemSR.recommend`."""
     return default_semsr().recommend(
-        items, k, thread_id, context=context, callbacks=callbacks, reset=reset, allow_partial=allow_partial
+        items,
+        k,
+        thread_id,
+        context=context,
+        callbacks=callbacks,
+        reset=reset,
+        allow_partial=allow_partial,
+        query=query,
+        exclude=exclude,
+        must_include=must_include,
+        must_not_include=must_not_include,
     )
 
 

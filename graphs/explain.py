@@ -4,7 +4,8 @@ Each source that lifted an item (a positive contribution to its fused score, fro
 weight is above zero) gives one reason: which viewed item led to it and how, in that source's terms
 (:meth:`sr_models.base.Recommender.evidence`): "viewed in the same sessions as", "often viewed after",
 "similar to", "learned from sessions like yours". The strongest source comes first. The answer's summary
-line is built from the same evidence.
+line is built from the same evidence. An item that what the shopper said (the ``query`` source) lifted
+says so ("close to what you asked for"), without quoting the shopper's words back.
 
 Text written by the language model (the intent's summary, the titles it proposed) appears only when the
 LLM's source earned weight on validation for this profile, or when the caller asks for it, and is then
@@ -28,6 +29,7 @@ TEMPLATES = {
     "similar-title": "similar to “{title}”",
     "sequence": "learned from sessions like yours (closest to “{title}”)",
     "popular": "popular with shoppers",
+    "query": "close to what you asked for",
 }
 
 
@@ -57,7 +59,7 @@ def item_reasons(
     evidence = {
         name: model.evidence(list(window), items)
         for name, model in profile.models.items()
-        if items and profile.fusion.source_weight(name) > 0
+        if items and window and profile.fusion.source_weight(name) > 0
     }
     reasons: list[list[Reason]] = []
     for position, entry in enumerate(fused):
@@ -92,6 +94,14 @@ def _reason(
         return Reason(
             source=source, kind=found.kind, evidence_item=evidence_id, evidence_title=title, text=text, by="data"
         )
+    if source == "popularity":
+        text = TEMPLATES["popular"]
+        return Reason(source=source, kind="popular", evidence_item=None, evidence_title=None, text=text, by="data")
+    query = profile.spec.query_source
+    if query is not None and source == query.name:  # the shopper's words are never quoted back
+        similarity = {c["item"]: c["score"] for c in (results.get(source) or {}).get("candidates", [])}.get(item)
+        text = TEMPLATES["query"] + (f" (similarity {similarity:.2f})" if similarity is not None else "")
+        return Reason(source=source, kind="query", evidence_item=None, evidence_title=None, text=text, by="data")
     llm_text = (results.get(source) or {}).get("texts", {}).get(str(item))
     if llm_text is None or not llm_may_speak(profile, source, explain_with_llm):
         return None

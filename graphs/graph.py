@@ -2,14 +2,17 @@
 
 ```
                 ┌─► session_models (sr models: kNN, rules, torch) ────────────────────┐
-validate ───────┼─► session_semantics (title kNN) ─────────────────────────────────────┼─► fuse ─► explain ─► END
-                ├─► infer_intent (LLM) ─► clarify ─► intent_retrieval (Chroma) ────────┤
+                ├─► session_semantics (title kNN) ─────────────────────────────────────┤
+validate ───────┼─► infer_intent (LLM) ─► clarify ─► intent_retrieval (Chroma) ────────┼─► fuse ─► explain ─► END
+                ├─► query_retrieval (what the shopper said; Chroma) ───────────────────┤
                 └─► llm_proposals (LLM recommender, approach i) ───────────────────────┘
 ```
 
 The source branches run in parallel, each adding its own entries to ``source_results``; ``fuse`` waits
 for all of them. A branch whose source the serving profile lacks returns at once, so every profile runs
-this one compiled graph, and so does every interface (Python API, CLI, LangGraph server, evaluation).
+this one compiled graph, and so does every interface (Python API, CLI, LangGraph server and its chat
+channel, the ``recommend_products`` tool, the page, evaluation). The compiled graph also works as a
+subgraph of an assistant's own graph (it reads and answers on ``messages``).
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from graphs.nodes import GraphNodes
 from graphs.services import ProfileServices
 from graphs.state import InputState, OutputState, State
 
-SOURCE_BRANCHES = ("session_models", "session_semantics", "intent_retrieval", "llm_proposals")
+SOURCE_BRANCHES = ("session_models", "session_semantics", "intent_retrieval", "query_retrieval", "llm_proposals")
 
 
 def build_graph(services: ProfileServices) -> StateGraph:
@@ -36,11 +39,12 @@ def build_graph(services: ProfileServices) -> StateGraph:
     builder.add_node("infer_intent", nodes.shopper_intent)
     builder.add_node("clarify", nodes.clarify)
     builder.add_node("intent_retrieval", nodes.intent_retrieval)
+    builder.add_node("query_retrieval", nodes.query_retrieval)
     builder.add_node("llm_proposals", nodes.llm_proposals)
     builder.add_node("fuse", nodes.fuse)
     builder.add_node("explain", nodes.explain)
     builder.add_edge(START, "validate")
-    for branch in ("session_models", "session_semantics", "infer_intent", "llm_proposals"):
+    for branch in ("session_models", "session_semantics", "infer_intent", "query_retrieval", "llm_proposals"):
         builder.add_edge("validate", branch)
     builder.add_edge("infer_intent", "clarify")
     builder.add_edge("clarify", "intent_retrieval")

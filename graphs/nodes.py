@@ -14,10 +14,13 @@ import numpy as np
 from langgraph.runtime import Runtime
 from langgraph.types import interrupt
 
+from graphs.chat import answer_message
 from graphs.context import Context
 from graphs.explain import item_reasons, summary_line
+from graphs.query import TitleTerms, cut_list, fuse_with_query, query_results
 from graphs.services import ProfileServices, ServingProfile
-from graphs.state import Candidate, RecommendedItem, Scored, SourceResult, State
+from graphs.state import Candidate, RecommendedItem, SourceResult, State
+from graphs.turn import read_turn
 from sessiondata.errors import InvalidRequest
 from sessiondata.ids import resolve_items
 from sr_models.ranking import top_k
@@ -48,31 +51,35 @@ class GraphNodes:
 
     # ------------------------------------------------------------------ request
     def validate_request(self, state: State, runtime: Runtime[Context]) -> dict[str, Any]:
-        """Parse and check the request before anything else: ids, k; append this turn's items to the
-        thread's session; report unknown and cold items. Bad input raises :class:`InvalidRequest`."""
+        """Parse and check the request before anything else: ids, k, what the shopper said and the title
+        constraints (:mod:`graphs.turn`); append this turn's items to the thread's session; report unknown
+        and cold items. Bad input raises :class:`InvalidRequest`."""
         context = _context(runtime)
         profile = self._profile(context)
-        k = state.get("k", 10)
+        turn = read_turn(state, profile.catalog)
+        k = state.get("k", 10) if turn.k is None else turn.k
         if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= profile.max_k:
             raise InvalidRequest("k", k, f"must be an integer from 1 to {profile.max_k}")
         new_items = state.get("items")
         resolved = resolve_items(profile.catalog, [] if new_items is None else new_items, field="items")
+        said = resolve_items(profile.catalog, turn.message_items, field="messages[-1]")
         previous = [] if state.get("reset") else list(state.get("session") or [])
-        session = previous + resolved.ids(profile.catalog)
-        if not session:
-            detail = (
-                f"none of {resolved.unknown[:5]} is in the catalogue" if resolved.unknown else "the session is empty"
-            )
-            raise InvalidRequest("items", new_items, f"no known item to recommend from: {detail}")
+        session = previous + resolved.ids(profile.catalog) + said.ids(profile.catalog)
+        unknown = resolved.unknown + said.unknown
+        if not session and not turn.request["query"]:
+            detail = f"none of {unknown[:5]} is in the catalogue" if unknown else "the session is empty"
+            raise InvalidRequest("items", new_items, f"no known item to recommend from, and no query: {detail}")
         indices = [profile.catalog.index_of(item) for item in session]
         return {
             "profile": {"name": profile.spec.name, "version": profile.manifest.version_tag},
             "session": session,
             "session_indices": indices,
             "window": indices[-profile.spec.max_session_items :],
-            "unknown_items": resolved.unknown,
+            "unknown_items": unknown + turn.unknown,
             "cold_items": [profile.catalog.ids[i] for i in dict.fromkeys(indices) if profile.is_cold(i)],
             "k": k,
+            "turn": turn.request,
+            "source_results": None,  # this turn's sources start afresh (the reducer clears on None)
             "started_at": time.time(),
             "clarification": None,
         }
@@ -91,6 +98,8 @@ class GraphNodes:
             if source.name in profile.unavailable:
                 note = f"not prepared ({profile.unavailable[source.name]})"
                 results[source.name] = _timed(source.name, started, status="degraded", candidates=[], note=note)
+            elif not state["window"]:  # no item yet: the shopper only said what they want
+                results[source.name] = _timed(source.name, started, status="skipped", candidates=[])
             elif not known:
                 note = "no session item was seen in training"
                 results[source.name] = _timed(source.name, started, status="cold", candidates=[], note=note)
@@ -123,10 +132,11 @@ class GraphNodes:
         started = time.perf_counter()
         budget = context.deadline_s - (time.time() - state.get("started_at", time.time()))
         titles = [profile.catalog.titles[i] for i in state["window"]]
+        said = {"user_text": query} if (query := (state.get("turn") or {}).get("query")) else {}
         try:
             if budget <= 0:
                 raise TimeoutError("the request deadline was reached before the LLM was called")
-            intent = profile.intent_agent(titles, timeout=budget)
+            intent = profile.intent_agent(titles, timeout=budget, **said)
         except Exception as error:
             note = f"LLM unavailable ({type(error).__name__}: {error}); continuing without intent"
             result = _timed("intent", started, status="degraded", candidates=[], note=note)
@@ -188,6 +198,13 @@ class GraphNodes:
             result = _timed("intent", started, status="degraded", candidates=[], note=f"semantic index: {error}")
         return {"source_results": {"intent": result}}
 
+    def query_retrieval(self, state: State, runtime: Runtime[Context]) -> dict[str, Any]:
+        """What the shopper said: the query's nearest titles through the ``semantic_search`` tool (the
+        prepared Chroma index, the embedder; no LLM). Without a query the source returns at once."""
+        profile = self._profile(_context(runtime))
+        results = query_results(profile, state.get("turn") or {}, state.get("session") or [])
+        return {"source_results": results} if results else {}
+
     def llm_proposals(self, state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         """Approach (i): the LLM proposes next products as titles; each maps to its nearest catalogue titles.
         On an LLM failure the source proposes what the session's own titles are closest to, flagged."""
@@ -225,7 +242,9 @@ class GraphNodes:
 
     # ------------------------------------------------------------------ answer
     def fuse(self, state: State, runtime: Runtime[Context]) -> dict[str, Any]:
-        """Merge every source's candidates with the profile's fitted fusion into one ranked list."""
+        """Merge every source's candidates with the profile's fitted fusion into one ranked list; mix in
+        the query's by its rule (:func:`graphs.query.blend_query`); drop excluded items and titles that
+        fail the turn's constraints (filling from the most popular matching titles)."""
         context = _context(runtime)
         profile = self._profile(context)
         started = time.perf_counter()
@@ -236,22 +255,11 @@ class GraphNodes:
             for name, r in results.items()
             if r.get("status") in ("ok", "degraded") and r.get("candidates")
         }
-        items, scores, contributions = profile.fusion.fuse(proposals)
-        exclude = set(state["session_indices"])
-        fused: list[Scored] = []
-        for position, item in enumerate(items.tolist()):
-            if item in exclude:
-                continue
-            shares = {s: round(float(c[position]), 6) for s, c in contributions.items()}
-            fused.append(Scored(item=item, score=round(float(scores[position]), 6), contributions=shares))
-            if len(fused) == state["k"]:
-                break
-        if not fused:  # every source failed or was cold: the most popular items, said so
-            popular, values = top_k(profile.popularity, state["k"], exclude=exclude)
-            fused = [
-                Scored(item=int(i), score=float(v), contributions={"popularity": float(v)})
-                for i, v in zip(popular, values, strict=True)
-            ]
+        items, scores, contributions = fuse_with_query(profile.fusion, proposals, profile.spec.query_source)
+        turn = state.get("turn") or {}
+        exclude = set(state["session_indices"]) | {profile.catalog.index_of(i) for i in turn.get("exclude", [])}
+        terms = TitleTerms(tuple(turn.get("must_include", ())), tuple(turn.get("must_not_include", ())))
+        fused = cut_list(items, scores, contributions, state["k"], exclude, terms, profile.popularity, profile.catalog)
         output: dict[str, Any] = {"fused": fused, "timings": {"fuse": round(time.perf_counter() - started, 4)}}
         if context.return_sources:
             output["source_candidates"] = proposals
@@ -283,15 +291,18 @@ class GraphNodes:
             if r.get("status") in ("degraded", "cold")
         ]
         degraded += [f"{name}: {why}" for name, why in profile.unavailable.items() if name == "fusion"]
-        if fused and set(fused[0]["contributions"]) == {"popularity"}:
+        turn = state.get("turn") or {}
+        constrained = bool(turn.get("must_include") or turn.get("must_not_include"))
+        if fused and set(fused[0]["contributions"]) == {"popularity"} and not constrained:
             degraded.append("no source produced candidates; recommended popular items instead")
+        if not fused and constrained:
+            degraded.append("no product title passes the turn's must_include / must_not_include terms")
         timings = {name: r.get("seconds", 0.0) for name, r in results.items()}
         timings.update(state.get("timings") or {})
         timings["explain"] = round(time.perf_counter() - started, 4)
         timings["total"] = round(time.time() - state.get("started_at", time.time()), 4)
-        return {
-            "recommendations": recommendations,
-            "degraded": degraded,
-            "timings": timings,
-            "explanation": summary_line(reasons, len(state.get("session") or []), bool(degraded)),
-        }
+        explanation = summary_line(reasons, len(state.get("session") or []), bool(degraded))
+        output = {"recommendations": recommendations, "degraded": degraded, "timings": timings}
+        if turn.get("chat"):  # answer a chat turn on the chat channel too
+            output["messages"] = [answer_message(state, recommendations, explanation, degraded)]
+        return {**output, "explanation": explanation}

@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sessiondata.errors import ConfigError, DataError
 from sessiondata.loaders import BUNDLED, parse_dataset_spec
 
-SourceKind = Literal["session-model", "title-knn", "intent", "llm-agent"]
+SourceKind = Literal["session-model", "title-knn", "intent", "llm-agent", "query"]
 FusionStrategy = Literal["weighted", "rrf", "learned"]
 DEFAULT_PROFILE = "fused"
 MANIFEST_VERSION = 1
@@ -65,8 +65,14 @@ class ProfileSpec(BaseModel):
 
     @property
     def needs_index(self) -> bool:
-        """Text retrieval (intent summaries, LLM proposals) goes through the Chroma catalogue index."""
-        return any(source.uses_llm for source in self.sources)
+        """Text retrieval (intent summaries, LLM proposals, what the shopper said) goes through the Chroma
+        catalogue index."""
+        return any(source.uses_llm or source.kind == "query" for source in self.sources)
+
+    @property
+    def query_source(self) -> SourceSpec | None:
+        """The source that retrieves what the shopper said (``query``), if the profile has one."""
+        return next((source for source in self.sources if source.kind == "query"), None)
 
     @property
     def needs_fit(self) -> bool:
@@ -85,14 +91,17 @@ def _model(name: str, kind: SourceKind = "session-model", **fields: Any) -> Sour
 
 _KNN = (_model("vsknn"), _model("sr"), _model("title-knn", kind="title-knn"))
 _INTENT = SourceSpec(name="intent", kind="intent")
+# what the shopper said; no labelled query data exists to fit its weight, so a rule sets it (graphs/query.py)
+_QUERY = SourceSpec(name="query", kind="query", params={"weight": 1.0})
 PROFILES: dict[str, ProfileSpec] = {
     spec.name: spec
     for spec in (
         ProfileSpec(
             name="fused",
-            version=2,
-            description="V-SKNN + sequential rules + title kNN, weighted z-score fusion fitted on validation",
-            sources=_KNN,
+            version=3,
+            description="V-SKNN + sequential rules + title kNN, weighted z-score fusion fitted on validation; "
+            "what the shopper said (query) by its rule",
+            sources=(*_KNN, _QUERY),
         ),
         ProfileSpec(
             name="fused-rrf",
@@ -110,9 +119,9 @@ PROFILES: dict[str, ProfileSpec] = {
         ),
         ProfileSpec(
             name="fused-llm",
-            version=2,
+            version=3,
             description="the fused sources plus the LLM's intent (Chroma retrieval of its summary/keywords)",
-            sources=(*_KNN, _INTENT),
+            sources=(*_KNN, _INTENT, _QUERY),
             fusion_fit_limit=300,
         ),
         ProfileSpec(name="graph-sr", version=2, description="V-SKNN + sequential rules only", sources=_KNN[:2]),

@@ -1,4 +1,5 @@
-"""The graph's state: narrow, typed and JSON-serialisable (ids, strings, floats; no arrays or tensors).
+"""The graph's state: narrow, typed and JSON-serialisable (ids, strings, floats, chat messages; no arrays
+or tensors).
 
 The source branches run in parallel; each writes its own entry of ``source_results`` (merged by a
 reducer), so no two branches ever update one channel with conflicting values. Large objects (models, the
@@ -7,7 +8,12 @@ index, the catalogue) live in :mod:`graphs.services`, never in state: checkpoint
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, TypedDict
+from typing import Annotated, Any, Literal
+
+from langchain_core.messages import AnyMessage
+from langgraph.channels import EphemeralValue
+from langgraph.graph.message import add_messages
+from typing_extensions import TypedDict  # pydantic (the server's JSON schemas, MCP) needs it on Python < 3.12
 
 ItemId = int | str
 
@@ -34,7 +40,7 @@ class Reason(TypedDict):
     """Why an item is recommended, from one source's own evidence."""
 
     source: str
-    kind: str  # co-session, followed-by, similar-title, sequence, popular, intent, llm-proposal
+    kind: str  # co-session, followed-by, similar-title, sequence, popular, query, intent, llm-proposal
     evidence_item: ItemId | None  # the viewed item that led to it
     evidence_title: str | None
     text: str
@@ -59,16 +65,39 @@ class Scored(TypedDict):
 
 
 def merge_results(left: dict[str, SourceResult] | None, right: dict[str, SourceResult] | None) -> dict:
-    """Reducer of ``source_results``: each branch adds its own sources' entries."""
-    return {**(left or {}), **(right or {})}
+    """Reducer of ``source_results``: each branch adds its own sources' entries; ``None`` (written by the
+    validate node at the start of every turn) clears them, so a thread's turn never reads an earlier one's."""
+    if right is None:
+        return {}
+    return {**(left or {}), **right}
+
+
+class TurnRequest(TypedDict, total=False):
+    """What this turn asked for besides its items, as the graph understood it (ids, plain strings)."""
+
+    query: str | None  # what the shopper said: retrieval text and the intent prompt's <message>, never an order
+    exclude: list[ItemId]  # known ids that must not be recommended this turn
+    must_include: list[str]  # every recommended title contains each of these terms
+    must_not_include: list[str]  # no recommended title contains any of these
+    chat: bool  # the turn came as a human message on ``messages``: the answer is an AI message too
 
 
 class InputState(TypedDict, total=False):
-    """What a caller sends: the items just viewed (appended to the thread's session) and the list size."""
+    """What a caller sends: the items just viewed (appended to the thread's session), the list size, and
+    optionally what the shopper said (``query``) and simple constraints, or a human message on ``messages``.
 
-    items: list[Any]
+    Everything but ``k`` and ``messages`` is this turn's only (an ephemeral channel): a later call on the
+    same thread never repeats an earlier call's items, query or constraints; the thread keeps the session.
+    """
+
+    items: Annotated[list[Any], EphemeralValue]
     k: int
-    reset: bool
+    reset: Annotated[bool, EphemeralValue]
+    query: Annotated[str | None, EphemeralValue]
+    exclude: Annotated[list[Any], EphemeralValue]
+    must_include: Annotated[list[str], EphemeralValue]
+    must_not_include: Annotated[list[str], EphemeralValue]
+    messages: Annotated[list[AnyMessage], add_messages]  # LangGraph's chat channel (human in, AI out)
 
 
 class OutputState(TypedDict, total=False):
@@ -84,6 +113,8 @@ class OutputState(TypedDict, total=False):
     cold_items: list[ItemId]
     timings: dict[str, float]
     source_candidates: dict[str, list[Candidate]]
+    turn: TurnRequest
+    messages: Annotated[list[AnyMessage], add_messages]
 
 
 class State(InputState, OutputState, total=False):

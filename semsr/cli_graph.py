@@ -30,6 +30,15 @@ def recommend_command(
         str | None, typer.Option("--profile", "-p", help="Serving profile (default: the settings').")
     ] = None,
     k: Annotated[int, typer.Option(help="How many recommendations.")] = 10,
+    query: Annotated[
+        str | None, typer.Option("--query", "-q", help="What the shopper said (retrieval text, never an order).")
+    ] = None,
+    must_include: Annotated[
+        list[str] | None, typer.Option("--must-include", help="A term every title must contain (repeatable).")
+    ] = None,
+    must_not_include: Annotated[
+        list[str] | None, typer.Option("--must-not-include", help="A term no title may contain (repeatable).")
+    ] = None,
     thread: Annotated[str | None, typer.Option(help="Conversation id: the items add to this thread's session.")] = None,
     reply: Annotated[str | None, typer.Option("--answer", help="Answer a thread's clarifying question.")] = None,
     clarify_below: Annotated[float | None, typer.Option(help="Ask a question below this intent confidence.")] = None,
@@ -53,9 +62,18 @@ def recommend_command(
             raise ConfigError("answer", reply, "needs --thread: the conversation whose question it answers")
         result = semsr.answer(thread, reply, context=context, callbacks=callbacks)
     else:
-        if not every_item and thread is None:
-            raise ConfigError("items", [], "give at least one item id (--items 12 45 77)")
-        result = semsr.recommend(every_item, k=k, thread_id=thread, context=context, callbacks=callbacks)
+        if not every_item and thread is None and query is None:
+            raise ConfigError("items", [], "give at least one item id (--items 12 45 77) or a --query")
+        result = semsr.recommend(
+            every_item,
+            k=k,
+            thread_id=thread,
+            context=context,
+            callbacks=callbacks,
+            query=query,
+            must_include=must_include,
+            must_not_include=must_not_include,
+        )
     if as_json:
         console.print_json(result.model_dump_json())
         return

@@ -9,11 +9,9 @@ the real ones. Its tuned hyper-parameters are Beauty's (written into the test's 
 
 from __future__ import annotations
 
-import csv
 import json
 import shutil
 import socket
-from pathlib import Path
 
 import pytest
 
@@ -24,9 +22,6 @@ from graphs.profiles import ProfileNotPrepared
 from graphs.tracing import JsonlTracer, read_trace
 from semsr.settings import Settings
 from sessiondata.errors import InvalidRequest
-from sessiondata.loaders import load_dataset
-from sessiondata.protocol import build_protocol
-from sr_models.registry import SHIPPED_TUNED_DIR
 
 
 def _closed_port() -> int:
@@ -36,48 +31,19 @@ def _closed_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def slice_spec(beauty, tmp_path_factory) -> str:
-    """Write the latest-ending 700 Beauty sessions and their items as a CSV pair; return its dataset spec."""
-    root = tmp_path_factory.mktemp("beauty-slice")
-    sessions = sorted(beauty.sessions, key=lambda s: s.end_time)[-700:]
-    catalog = beauty.catalog
-    used = sorted({i for s in sessions for i in s.items})
-    with (root / "items.csv").open("w", newline="") as sink:
-        writer = csv.writer(sink)
-        writer.writerow(["item_id", "title"])
-        writer.writerows([catalog.ids[i], catalog.titles[i]] for i in used)
-    with (root / "interactions.csv").open("w", newline="") as sink:
-        writer = csv.writer(sink)
-        writer.writerow(["session_id", "item_id", "timestamp"])
-        for session in sessions:
-            writer.writerows(
-                [session.session_id, catalog.ids[i], t] for i, t in zip(session.items, session.times, strict=True)
-            )
-    return f"csv:{root}"
+def settings(slice_settings) -> Settings:
+    return slice_settings
 
 
 @pytest.fixture(scope="module")
-def settings(slice_spec, tmp_path_factory) -> Settings:
-    home = tmp_path_factory.mktemp("semsr-home")
-    name = Path(slice_spec.removeprefix("csv:")).name
-    for model in ("vsknn", "sr", "title-knn"):
-        target = home / "tuned" / name / f"{model}.json"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(SHIPPED_TUNED_DIR / "amazon-beauty" / f"{model}.json", target)
-    return Settings(home=home, threads=1, progress=False, dataset=slice_spec)
+def protocol(slice_protocol):
+    return slice_protocol
 
 
 @pytest.fixture(scope="module")
-def protocol(slice_spec, settings):
-    return build_protocol(load_dataset(slice_spec), settings.protocol)
-
-
-@pytest.fixture(scope="module")
-def prepared(protocol, settings):
+def prepared(slice_prepared):
     """The default profile and the RRF one, prepared on the slice (the LLM profile is prepared where needed)."""
-    for name in ("fused", "fused-rrf"):
-        prepare_profile(name, protocol, settings, progress=False)
-    return protocol
+    return slice_prepared
 
 
 @pytest.fixture(scope="module")
@@ -361,70 +327,21 @@ def test_every_item_of_a_long_session_is_excluded(semsr, prepared):
 
 
 @pytest.mark.slow
-def test_langgraph_dev_serves_the_graph_on_loopback_and_refuses_an_unprepared_home(settings, prepared, tmp_path):
-    """`langgraph dev` starts from langgraph.json and answers a run on 127.0.0.1; with an empty
-    SEMSR_HOME it exits at once with one line naming `semsr prepare`."""
-    import os
+def test_langgraph_dev_refuses_an_unprepared_home(settings, tmp_path):
+    """With an empty SEMSR_HOME, `langgraph dev` exits at once with one line naming `semsr prepare` (a real
+    server answering on 127.0.0.1 is tests/test_server.py's, one start for all its tests)."""
     import subprocess
-    import sys
-    import time
-    import urllib.request
 
-    from langgraph_sdk import get_sync_client
+    from server_helpers import free_port, start_langgraph, stop
 
-    repo = Path(__file__).resolve().parents[1]
-    binary = str(Path(sys.executable).parent / "langgraph")
-    base_env = {**os.environ, "SEMSR_THREADS": "1", "LANGSMITH_TRACING": "false", "SEMSR_DATASET": settings.dataset}
-
-    def start(home: Path, port: int, log: Path) -> subprocess.Popen:
-        command = [
-            binary,
-            "dev",
-            "--no-browser",
-            "--no-reload",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--config",
-            str(repo / "langgraph.json"),
-        ]
-        env = {**base_env, "SEMSR_HOME": str(home)}
-        return subprocess.Popen(command, cwd=repo, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
-
-    refused = start(tmp_path / "empty-home", _closed_port(), tmp_path / "refused.log")
+    log = tmp_path / "refused.log"
+    refused = start_langgraph(tmp_path / "empty-home", settings.dataset, free_port(), log)
     try:
         refused.wait(timeout=120)
     except subprocess.TimeoutExpired:
-        refused.kill()
-    text = (tmp_path / "refused.log").read_text()
+        stop(refused)
+    text = log.read_text()
     assert "semsr: cannot serve: profile='fused'" in text and "semsr prepare" in text, text[-2000:]
-
-    port = _closed_port()
-    server = start(settings.home, port, tmp_path / "server.log")
-    try:
-        deadline = time.time() + 180
-        while time.time() < deadline:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/ok", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                assert server.poll() is None, (tmp_path / "server.log").read_text()[-2000:]
-                time.sleep(1)
-        else:
-            pytest.fail("langgraph dev did not start: " + (tmp_path / "server.log").read_text()[-2000:])
-        client = get_sync_client(url=f"http://127.0.0.1:{port}")
-        items = _ids(prepared, prepared.test.cases[11].prompt)
-        output = client.runs.wait(None, "semsr", input={"items": items, "k": 4})
-        assert len(output["recommendations"]) == 4 and output["session"] == items
-        assert output["profile"]["name"] == "fused" and all(r["reasons"] for r in output["recommendations"])
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
 
 
 def test_langsmith_variables_do_not_break_a_request(settings, prepared):
