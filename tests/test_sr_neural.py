@@ -33,6 +33,10 @@ def cpu_env(artifacts: Path | None) -> ModelEnv:
 
 @pytest.fixture(scope="module")
 def beauty_slice(beauty_protocol: Protocol) -> TrainData:
+    return slice_of(beauty_protocol)
+
+
+def slice_of(beauty_protocol: Protocol) -> TrainData:
     """The latest 4,000 sub-train sessions and 400 validation cases whose items the slice has seen."""
     fold = beauty_protocol.valid
     sessions = fold.train[-4000:]
