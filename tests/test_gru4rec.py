@@ -201,16 +201,40 @@ def test_tied_embeddings_share_one_table():
     assert encoder.output.weight.grad[5].abs().sum() > 0
 
 
+# the record every GRU4Rec artefact had before the official scheme (the defaults then): key 4a12e59ddbc0472f
+EARLIER_RECORD = {
+    "semantic": "none",
+    "semantic_source": None,
+    "dim": 128,
+    "max_len": 50,
+    "dropout": 0.3,
+    "lr": 0.002,
+    "weight_decay": 0.0,
+    "batch_size": 128,
+    "max_epochs": 10,
+    "patience": 2,
+    "epochs": None,
+    "loss": "ce",
+    "n_negatives": None,
+    "sample_alpha": None,
+    "model": {},
+    "seed": 0,
+}
+
+
 def test_records_keep_the_earlier_keys_and_read_absent_settings_as_the_earlier_scheme():
-    earlier = hyper_parameters("gru4rec", training="batches", optimizer="adam", loss="ce", clip_norm=5.0, model={})
-    assert not {"training", "optimizer", "momentum", "clip_norm", "logq", "bpreg", "final_act"} & set(earlier)
-    assert earlier["model"] == {} or set(earlier["model"]) <= {"n_layers", "embed_dropout"}
-    args = constructor_args(earlier, "gru4rec")
-    assert hyper_parameters("gru4rec", **args) == earlier
-    official = hyper_parameters("gru4rec", **{**OFFICIAL, "loss": "bpr-max"})
-    assert official["training"] == "session-parallel" and official["final_act"] == "linear"
+    from sr_models.neural.artifacts import params_key
+    from sr_models.neural.gru4rec import EARLIER, LEGACY_MODEL
+
+    earlier = hyper_parameters("gru4rec", **{**EARLIER, "model": LEGACY_MODEL})
+    assert earlier == EARLIER_RECORD and params_key("gru4rec", earlier) == "4a12e59ddbc0472f"
+    # an earlier record read back: absent settings are the earlier scheme's, not today's defaults
+    assert hyper_parameters("gru4rec", **constructor_args(EARLIER_RECORD, "gru4rec")) == EARLIER_RECORD
+    assert hyper_parameters("gru4rec", semantic="fusion")["model"] == {}  # SemSR-F keeps the earlier scheme
+    official = hyper_parameters("gru4rec", **{**OFFICIAL, "loss": "bpr-max", "final_act": "elu-1"})
+    assert official["training"] == "session-parallel" and official["final_act"] == "elu-1"
     assert hyper_parameters("gru4rec", **constructor_args(official, "gru4rec")) == official
-    assert "training" not in hyper_parameters("gru4rec", semantic="fusion")  # SemSR-F keeps the earlier scheme
+    assert "training" not in hyper_parameters("gru4rec", semantic="fusion")
     with pytest.raises(ConfigError, match="loss"):
         hyper_parameters("gru4rec", training="batches", loss="bpr-max")
     with pytest.raises(ConfigError, match="training"):
@@ -247,8 +271,10 @@ def test_session_parallel_losses_learn_on_real_beauty_slice(label, extra, beauty
 def test_an_earlier_gru4rec_artefact_loads_as_the_earlier_encoder(beauty_slice, tmp_path):
     sessions = beauty_slice.sessions[-200:]
     small = TrainData(sessions, beauty_slice.catalog, beauty_slice.valid_cases[:30], "beauty-tiny", "valid", "")
-    earlier = {"training": "batches", "optimizer": "adam", "loss": "ce", "clip_norm": 5.0, "model": {}}
-    model = build_model("gru4rec", env=cpu_env(tmp_path), **TINY, **earlier, max_epochs=1).fit(small)
+    from sr_models.neural.gru4rec import EARLIER, LEGACY_MODEL
+
+    earlier = {**EARLIER, "model": LEGACY_MODEL, **TINY, "max_epochs": 1}
+    model = build_model("gru4rec", env=cpu_env(tmp_path), **earlier).fit(small)
     assert not {"training", "optimizer"} & set(model.params())
     loaded = load_recommender(model.artifact_path, env=cpu_env(None))
     assert loaded.hyper["model"] == {} and hasattr(loaded.encoder, "item")

@@ -62,7 +62,7 @@ def popularity_metrics(data: TrainData) -> dict[str, float]:
 
 CONCAT_HEAD = {"fusion_head": "concat", "fusion_init": False}  # SemSR-F's concatenating head
 LEARNERS = [
-    ("gru4rec", {"dropout": 0.1}),
+    ("gru4rec", {"lr": 0.05}),  # the official scheme: Adagrad's learning rate
     ("srgnn", {}),
     ("niser", {}),
     ("msgat", {}),
@@ -76,7 +76,7 @@ LEARNERS = [
     ("msgat-semf", {"fusion_dropout": 0.0}),  # the best model of the Beauty table (docs/sr_models.md)
     ("niser-semi", {}),
     ("msgat-semi", {}),
-    ("gru4rec-semi", {"dropout": 0.1}),
+    ("gru4rec-semi", {"lr": 0.05}),
     ("bert4rec-semi", {"dropout": 0.1}),
 ]
 

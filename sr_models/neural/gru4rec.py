@@ -68,11 +68,32 @@ EARLIER: dict = {
 }
 # the encoder settings of every GRU4Rec artefact trained before the official scheme existed: a record holds
 # only the entries that differ from these, and an entry missing from a record means this value
-LEGACY_MODEL: dict = {"constrained_embedding": False, "init": "normal"}
-# chosen on the validation fold (docs/sr_models.md, "GRU4Rec"); any can be overridden.
-# SemSR-F (``fusion``) fuses whole prefixes (attention over the session's title vectors), which the
-# step-wise official scheme does not feed: gru4rec-semf keeps the earlier scheme and encoder.
-DEFAULTS: dict = {**EARLIER, "legacy_model": LEGACY_MODEL, "fusion": EARLIER}
+LEGACY_MODEL: dict = {"constrained_embedding": False, "init": "normal", "embed_dropout": 0.0}
+# the official scheme with settings chosen on the validation fold only (docs/sr_models.md, "GRU4Rec: the
+# official training scheme"); any can be overridden. SemSR-F (``fusion``) fuses whole prefixes (attention
+# over the session's title vectors), which the step-wise official scheme does not feed: gru4rec-semf keeps
+# the earlier scheme and encoder.
+DEFAULTS: dict = {
+    "dim": 128,
+    "dropout": 0.1,  # on each GRU layer's output / carried state
+    "max_len": 50,
+    "batch_size": 64,
+    "lr": 0.05,
+    "model": {"constrained_embedding": True, "init": "glorot", "embed_dropout": 0.5},
+    "max_epochs": 25,
+    "patience": 3,
+    "training": "session-parallel",
+    "optimizer": "adagrad",
+    "momentum": 0.3,
+    "clip_norm": 0.0,
+    "loss": "bpr-max",
+    "final_act": "linear",
+    "bpreg": 2.0,
+    "n_negatives": 2048,
+    "sample_alpha": 0.5,
+    "legacy_model": LEGACY_MODEL,
+    "fusion": EARLIER,
+}
 
 
 def _glorot_(weight: torch.Tensor, fan_in: int, fan_out: int) -> None:

@@ -143,6 +143,8 @@ def _training_settings(architecture: str, semantic: str, defaults: dict[str, Any
         k: v if v is not None else defaults.get(k, LEGACY_TRAINING.get(k, fallback.get(k))) for k, v in given.items()
     }
     value["final_act"] = value["final_act"] or "linear"
+    for key in ("momentum", "clip_norm", "logq", "bpreg", "sample_alpha"):  # 0 and 0.0 must key alike
+        value[key] = float(value[key])
     loss = value["loss"]
     if loss not in LOSSES:
         raise ConfigError("loss", loss, f"choose one of {list(LOSSES)}")

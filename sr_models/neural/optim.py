@@ -73,10 +73,10 @@ class AdagradM(Optimizer):
         momentum: float,
         eps: float,
     ) -> None:
-        acc = state["acc"][rows] + values * values
-        state["acc"][rows] = acc
-        update = values / (acc + eps).sqrt_() * -lr
+        acc = state["acc"].index_select(0, rows).addcmul_(values, values)
+        state["acc"].index_copy_(0, rows, acc)
+        update = acc.add_(eps).rsqrt_().mul_(values).mul_(-lr)  # acc is a copy: reuse its memory
         if momentum > 0:
-            update = state["velocity"][rows] * momentum + update
-            state["velocity"][rows] = update
+            update.add_(state["velocity"].index_select(0, rows), alpha=momentum)
+            state["velocity"].index_copy_(0, rows, update)
         p.index_add_(0, rows, update)
