@@ -29,15 +29,23 @@ read, not copied) because third-party re-implementations that dropped them lost 
   gate block, zero biases (the official compatibility-mode scheme).
 
 Not kept: the official one-hot input option (``embedding=0`` without constrained embedding, where the first
-GRU layer reads item ids directly); its fixed epoch count (we stop early on validation NDCG@20); the
-hidden activations other than tanh of the Theano original; its negative-sample cache (we draw the same
-distribution per step from a seeded generator); its item set is the training items only, ours the whole
-catalogue (items never seen in training are never sampled as negatives, as there). Inference runs the GRU
-over the prompt from a zero state (the official evaluation), over the last ``max_len`` items.
+GRU layer reads item ids directly) and separate input embeddings of another size than the layer; its fixed
+epoch count (we stop early on validation NDCG@20 and refit for the validated epochs); the hidden
+activations other than tanh of the Theano original; its negative-sample cache (we draw the same
+distribution from a seeded generator, 256 steps at a time); its item set is the training items only, ours
+the whole catalogue (items never seen in training are never sampled as negatives, as there, but are ranked
+at inference). One-item sessions are dropped (they have no target). Inference runs the GRU over the prompt
+from a zero state (the official evaluation), over its last ``max_len`` items, and ranks by the raw scores
+(the final activations are monotonic). Adam and ``loss="ce"`` over the steps are ours, not official.
 
-``training="batches"`` is the earlier scheme (kept so its artefacts load and refit): length-bucketed padded
-batches of whole sessions with a target at every position, back-propagation through the session, Adam,
-full-catalogue cross-entropy or sampled negatives with the earlier logQ correction.
+The defaults (``DEFAULTS``: BPR-max, linear final activation, ``bpreg`` 2, tied table, embedding dropout
+0.5, dropout 0.1, Adagrad lr 0.05 with momentum 0.3, batch 64, dim 128, 2048 negatives with alpha 0.5) were
+chosen on the validation fold only; docs/sr_models.md lists every run tried.
+
+``training="batches"`` is the earlier scheme (kept so its artefacts load and refit, and used by
+gru4rec-semf): length-bucketed padded batches of whole sessions with a target at every position,
+back-propagation through the session, Adam, clipping, full-catalogue cross-entropy or sampled negatives
+with the earlier logQ correction.
 """
 
 from __future__ import annotations
