@@ -32,6 +32,10 @@ def cpu_env(artifacts: Path | None) -> ModelEnv:
 
 @pytest.fixture(scope="module")
 def beauty_slice(beauty_protocol: Protocol) -> TrainData:
+    return slice_of(beauty_protocol)
+
+
+def slice_of(beauty_protocol: Protocol) -> TrainData:
     """The latest 4,000 sub-train sessions and 400 validation cases whose items the slice has seen."""
     fold = beauty_protocol.valid
     sessions = fold.train[-4000:]
@@ -57,7 +61,7 @@ def popularity_metrics(data: TrainData) -> dict[str, float]:
 
 CONCAT_HEAD = {"fusion_head": "concat", "fusion_init": False}  # SemSR-F's concatenating head
 LEARNERS = [
-    ("gru4rec", {"dropout": 0.1}),
+    ("gru4rec", {"lr": 0.05}),  # the official scheme: Adagrad's learning rate
     ("srgnn", {}),
     ("niser", {}),
     ("msgat", {}),
@@ -71,7 +75,7 @@ LEARNERS = [
     ("msgat-semf", {"fusion_dropout": 0.0}),  # the best model of the Beauty table (docs/sr_models.md)
     ("niser-semi", {}),
     ("msgat-semi", {}),
-    ("gru4rec-semi", {"dropout": 0.1}),
+    ("gru4rec-semi", {"lr": 0.05}),
     ("bert4rec-semi", {"dropout": 0.1}),
 ]
 

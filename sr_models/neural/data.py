@@ -12,6 +12,9 @@ Two shapes of training data exist:
   same set of (prefix, next item) pairs as prefix augmentation, computed in one pass per session.
 
 Batches are built from length-sorted buckets so padding (and wasted compute) stays small.
+
+GRU4Rec's official scheme learns from *session-parallel steps* instead (:func:`session_parallel_steps`):
+whole sessions in the order of their first event, one event of each of ``batch_size`` sessions per step.
 """
 
 from __future__ import annotations
@@ -95,6 +98,80 @@ def sequence_examples(sessions: Sequence[Session], max_len: int) -> Examples:
             targets.append(window[1:])
             end = start + 1 if start > 0 else 0
     return Examples(inputs, targets, per_position=True)
+
+
+def session_examples(sessions: Sequence[Session]) -> Examples:
+    """Whole sessions (two items or more) ordered by their first event, for session-parallel training:
+    ``inputs[i][t]`` is followed by ``targets[i][t]``; no window, no padding."""
+    kept = [s for s in sessions if len(s.items) >= 2]
+    order = sorted(range(len(kept)), key=lambda i: kept[i].times[0])  # stable: ties keep the data's order
+    toks = [tokens(kept[i].items) for i in order]
+    return Examples([t[:-1] for t in toks], [t[1:] for t in toks], per_position=True)
+
+
+@dataclass(frozen=True)
+class Step:
+    """One session-parallel step: the current event and the next one of every active slot.
+
+    ``keep`` (None: all) lists the previous step's slots that are still active, in order (the batch shrinks
+    once no session is left to start); ``reset`` marks the slots whose session starts at this step, whose
+    hidden state must start from zero.
+    """
+
+    inputs: torch.Tensor  # (n,) tokens
+    targets: torch.Tensor  # (n,) tokens
+    reset: torch.Tensor  # (n,) bool
+    keep: torch.Tensor | None  # indices into the previous step's slots
+
+
+def session_parallel_steps(examples: Examples, batch_size: int, min_slots: int = 1) -> Iterator[Step]:
+    """GRU4Rec's session-parallel mini-batches over ``examples`` (:func:`session_examples`), in their order.
+
+    Slot ``j`` starts with session ``j``; each step yields every slot's current event and its next one; a
+    slot whose session has no next event takes the next unstarted session (slots in ascending order take
+    sessions in order) or, when none is left, is dropped. Every (event, next event) pair is yielded once, in
+    session order; iteration stops when fewer than ``min_slots`` slots remain.
+    """
+    lengths = np.fromiter((len(t) for t in examples.targets), dtype=np.int64, count=len(examples))
+    if len(lengths) == 0:
+        return
+    events = np.fromiter(
+        (tok for inp, tgt in zip(examples.inputs, examples.targets, strict=True) for tok in (inp[0], *tgt)),
+        dtype=np.int64,
+    )
+    offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+    offsets[1:] = np.cumsum(lengths + 1)  # a session of L targets has L + 1 events
+    n_slots = min(batch_size, len(lengths))
+    session = np.arange(n_slots)
+    position = offsets[session].copy()
+    end = offsets[session + 1] - 1  # index of each slot's last event
+    next_session = n_slots
+    reset = np.ones(n_slots, dtype=bool)
+    keep: np.ndarray | None = None
+    while len(position) >= min_slots and len(position) > 0:
+        yield Step(
+            torch.from_numpy(events[position]),
+            torch.from_numpy(events[position + 1]),
+            torch.from_numpy(reset),
+            None if keep is None else torch.from_numpy(keep),
+        )
+        position = position + 1
+        finished = np.flatnonzero(position >= end)
+        reset = np.zeros(len(position), dtype=bool)
+        keep = None
+        if len(finished) == 0:
+            continue
+        starting = finished[: max(0, min(len(finished), len(lengths) - next_session))]
+        new = np.arange(next_session, next_session + len(starting))
+        next_session += len(starting)
+        position[starting], end[starting] = offsets[new], offsets[new + 1] - 1
+        reset[starting] = True
+        dropped = finished[len(starting) :]
+        if len(dropped):
+            alive = np.ones(len(position), dtype=bool)
+            alive[dropped] = False
+            keep = np.flatnonzero(alive)
+            position, end, reset = position[keep], end[keep], reset[keep]
 
 
 def case_examples(cases: Sequence[EvalCase], max_len: int) -> Examples:

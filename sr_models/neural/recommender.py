@@ -22,12 +22,12 @@ from sr_models.base import Evidence, Recommender, TrainData
 from sr_models.env import ModelEnv
 from sr_models.neural.architectures import ARCHITECTURES
 from sr_models.neural.artifacts import ArtifactStore, read_artifact, save_artifact
-from sr_models.neural.data import Examples, prefix_examples, sequence_examples, tokens
+from sr_models.neural.data import Examples, prefix_examples, sequence_examples, session_examples, tokens
 from sr_models.neural.encoder import SessionEncoder
 from sr_models.neural.fitting import fit_cached
 from sr_models.neural.hyper import Semantic, constructor_args, hyper_parameters, model_name
 from sr_models.neural.semsr_text import FusedEncoder, LateFusedEncoder, init_from_text, text_source_id
-from sr_models.neural.trainer import TrainConfig, score_tokens, seed_everything
+from sr_models.neural.trainer import RECORDED_TRAINING, TrainConfig, score_tokens, seed_everything
 
 
 def resolve_device(device: str) -> torch.device:
@@ -82,7 +82,7 @@ class NeuralRecommender(Recommender):
         )
 
     def _init_args(self) -> dict[str, Any]:
-        return constructor_args(self.hyper)
+        return constructor_args(self.hyper, self.architecture)
 
     def store(self) -> ArtifactStore | None:
         return ArtifactStore(self.env.artifact_dir) if self.env.artifact_dir is not None else None
@@ -106,6 +106,8 @@ class NeuralRecommender(Recommender):
 
     def examples(self, data: TrainData) -> Examples:
         mode = ARCHITECTURES[self.architecture].encoder.example_mode
+        if self.hyper.get("training") == "session-parallel":
+            return session_examples(data.sessions)
         if mode == "prefix":
             return prefix_examples(data.sessions, self.hyper["max_len"])
         if mode == "sequence":
@@ -125,6 +127,7 @@ class NeuralRecommender(Recommender):
             loss=h["loss"],
             n_negatives=h["n_negatives"] or 0,
             sample_alpha=h["sample_alpha"] or 0.0,
+            **{k: h[k] for k in RECORDED_TRAINING if k in h},
             seed=h["seed"],
             device=str(self.device),
             progress=self.env.progress,
@@ -207,7 +210,8 @@ def load_recommender(directory: str | Path, *, env: ModelEnv | None = None) -> N
     architecture = params.pop("architecture", None)
     if architecture not in ARCHITECTURES:
         raise ConfigError("architecture", architecture, f"artefact {directory} names an unknown model")
-    model = NeuralRecommender(architecture, env=env or ModelEnv(device="cpu"), cache=False, **constructor_args(params))
+    args = constructor_args(params, architecture)
+    model = NeuralRecommender(architecture, env=env or ModelEnv(device="cpu"), cache=False, **args)
     model.setup()
     model.load_weights(Path(directory))
     return model

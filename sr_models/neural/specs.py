@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 DESCRIPTIONS = {
-    "gru4rec": "GRU4Rec: GRU over the session, full-catalogue CE (or sampled + logQ), dropout",
+    "gru4rec": "GRU4Rec: the official training (session-parallel steps, shared negatives, tied table, Adagrad)",
     "srgnn": "SR-GNN: gated GNN over the session graph + attention readout",
     "niser": "NISER+: SR-GNN with normalised items/sessions, scale, positions, dropout",
     "msgat": "MSGAT: within-session graph attention + cross-session item graph",
@@ -24,7 +24,8 @@ WITH_VARIANTS = ("niser", "sasrec", "msgat", "gru4rec", "bert4rec")
 WITH_FUSION = ("niser", "sasrec", "msgat", "gru4rec")
 
 GRIDS: dict[str, dict[str, list[Any]]] = {
-    "gru4rec": {"dim": [64, 128, 256], "dropout": [0.1, 0.3, 0.5], "lr": [5e-4, 1e-3, 2e-3]},
+    "gru4rec": {"dim": [128, 256], "dropout": [0.0, 0.1, 0.3], "lr": [0.02, 0.05, 0.1]},  # Adagrad's scale
+    "gru4rec-semf": {"dim": [64, 128, 256], "dropout": [0.1, 0.3, 0.5], "lr": [5e-4, 1e-3, 2e-3]},  # Adam's
     "srgnn": {"dim": [64, 100], "lr": [5e-4, 1e-3]},
     "niser": {"dim": [64, 100], "dropout": [0.0, 0.1, 0.3], "lr": [5e-4, 1e-3]},
     "msgat": {"dim": [64, 100], "dropout": [0.0, 0.1, 0.3]},
@@ -51,6 +52,6 @@ def neural_specs() -> list[tuple[str, str, Callable[..., Any], dict[str, list[An
         semantics += ["fusion"] if architecture in WITH_FUSION else []
         for semantic in semantics:
             suffix, note = FUSION if semantic == "fusion" else VARIANTS[semantic]
-            grid = GRIDS[architecture]
+            grid = GRIDS.get(architecture + suffix, GRIDS[architecture])
             specs.append((architecture + suffix, description + note, _factory(architecture, semantic), grid))
     return specs

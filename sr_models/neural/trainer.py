@@ -1,6 +1,13 @@
 """One training loop for every torch encoder: full-catalogue (or sampled, logQ-corrected) cross-entropy,
 Adam, seeded shuffles, early stopping on the validation cases (never the test split), a progress bar and a
-per-epoch log of training loss, validation loss and validation HR/NDCG/MRR@k."""
+per-epoch log of training loss, validation loss and validation HR/NDCG/MRR@k.
+
+Two ways through an epoch: padded mini-batches of training examples (``training="batches"``, every
+architecture), or GRU4Rec's official session-parallel steps (``training="session-parallel"``, encoders
+with ``steps``: :mod:`sr_models.neural.gru4rec`), where each step updates the weights, the hidden state is
+carried from step to step (detached) and reset where a new session starts, and the loss runs over the
+step's shared negatives (:mod:`sr_models.neural.losses`). Adam or GRU4Rec's Adagrad with momentum
+(:class:`sr_models.neural.optim.AdagradM`)."""
 
 from __future__ import annotations
 
@@ -20,8 +27,24 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from sessiondata.protocol import EvalCase
-from sr_models.neural.data import IGNORE, Batch, Examples, case_examples, iterate_batches, make_batch
+from sr_models.neural.data import (
+    IGNORE,
+    Batch,
+    Examples,
+    case_examples,
+    iterate_batches,
+    make_batch,
+    session_parallel_steps,
+)
 from sr_models.neural.encoder import SessionEncoder
+from sr_models.neural.losses import (
+    PopularitySampler,
+    bpr_max_loss,
+    event_counts,
+    final_activation,
+    sampled_softmax_loss,
+)
+from sr_models.neural.optim import AdagradM
 from sr_models.ranking import mean_metrics, target_ranks
 
 log = logging.getLogger("sr_models.neural")
@@ -37,14 +60,24 @@ class TrainConfig:
     patience: int = 3  # epochs without validation improvement before stopping
     monitor: str = "ndcg@20"
     k: int = 20
-    loss: str = "ce"  # "ce" (full catalogue) or "sampled" (negatives, logQ correction)
+    loss: str = "ce"  # "ce" (full catalogue), "sampled" (negatives, logQ correction), "bpr-max"
     n_negatives: int = 2048
     sample_alpha: float = 0.75
-    clip_norm: float = 5.0
+    clip_norm: float = 5.0  # 0: no clipping
+    training: str = "batches"  # or "session-parallel" (GRU4Rec's official scheme)
+    optimizer: str = "adam"  # or "adagrad" (GRU4Rec's Adagrad with momentum)
+    momentum: float = 0.0  # adagrad only
+    logq: float = 1.0  # weight of the logQ correction of the sampled loss (session-parallel)
+    bpreg: float = 1.0  # BPR-max score regularisation
+    final_act: str = "linear"  # activation of the scores before BPR-max
     seed: int = 0
     device: str = "cpu"
     progress: bool = False
     log_path: Path | None = None
+
+
+# settings a hyper-parameter record holds only when they are not the earlier scheme's (sr_models.neural.hyper)
+RECORDED_TRAINING = ("training", "optimizer", "momentum", "clip_norm", "logq", "bpreg", "final_act")
 
 
 @dataclass
@@ -125,6 +158,130 @@ def item_log_q(examples: Examples, n_items: int, alpha: float) -> torch.Tensor:
     return torch.log(torch.from_numpy(probs / probs.sum()).float())
 
 
+def sparse_updates(config: TrainConfig) -> bool:
+    """Whether item tables get sparse gradients: session-parallel steps over sampled candidates with
+    Adagrad and no clipping (the official setting; clipping and Adam need dense gradients)."""
+    return (
+        config.training == "session-parallel"
+        and config.optimizer == "adagrad"
+        and config.loss != "ce"
+        and not config.clip_norm
+    )
+
+
+def make_optimiser(encoder: SessionEncoder, config: TrainConfig) -> torch.optim.Optimizer:
+    if config.optimizer == "adam":
+        return torch.optim.Adam(encoder.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    if config.optimizer == "adagrad":
+        if config.weight_decay:
+            raise ValueError("the adagrad optimiser has no weight decay (the official one neither)")
+        bias = [encoder.bias] if isinstance(getattr(encoder, "bias", None), torch.nn.Parameter) else []
+        return AdagradM(encoder.parameters(), lr=config.lr, momentum=config.momentum, row_sparse=bias)
+    raise ValueError(f"unknown optimizer {config.optimizer!r}: use 'adam' or 'adagrad'")
+
+
+class SessionParallelLoss:
+    """The loss of one session-parallel step (see :mod:`sr_models.neural.losses`), divided by the batch size."""
+
+    def __init__(self, encoder: SessionEncoder, examples: Examples, config: TrainConfig, generator: torch.Generator):
+        self.config = config
+        self.sparse = sparse_updates(config)
+        self.activation = final_activation(config.final_act)
+        counts = event_counts(examples.inputs, examples.targets, encoder.n_items)  # type: ignore[arg-type]
+        self.sampler = PopularitySampler(counts, config.sample_alpha, generator) if config.loss != "ce" else None
+        self.log_count = torch.from_numpy(np.log(np.maximum(counts, 1)).astype(np.float32))
+
+    def __call__(self, encoder: SessionEncoder, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        config, items = self.config, targets - 1
+        if config.loss == "ce":
+            loss = F.cross_entropy(encoder.logits(hidden), items, reduction="sum")
+            return loss / config.batch_size
+        assert self.sampler is not None
+        extra = self.sampler.draw(config.n_negatives).to(hidden.device)
+        candidates = torch.cat([items, extra])
+        scores = encoder.candidate_scores(hidden, candidates, sparse=self.sparse)  # type: ignore[operator]
+        if config.loss == "sampled":
+            correction = None
+            if config.logq:
+                log_count = self.log_count.to(hidden.device)
+                correction = config.logq * torch.cat([log_count[items], config.sample_alpha * log_count[extra]])
+            loss = sampled_softmax_loss(scores, correction)
+        elif config.loss == "bpr-max":
+            loss = bpr_max_loss(self.activation(scores), config.bpreg)
+        else:
+            raise ValueError(f"unknown loss {config.loss!r} for session-parallel training")
+        return loss / config.batch_size
+
+
+def _session_parallel_epoch(
+    encoder: SessionEncoder,
+    examples: Examples,
+    config: TrainConfig,
+    optimiser: torch.optim.Optimizer,
+    step_loss: SessionParallelLoss,
+    device: torch.device,
+    desc: str,
+) -> tuple[float, int]:
+    """One pass of session-parallel steps: (sum of step losses, number of steps)."""
+    # with no extra negatives a single slot has nothing to rank against (the official code stops there too)
+    min_slots = 1 if config.loss == "ce" or config.n_negatives > 0 else 2
+    steps = session_parallel_steps(examples, config.batch_size, min_slots=min_slots)
+    bar = tqdm(steps, desc=desc, disable=not config.progress, leave=False)
+    state: list[torch.Tensor] = []
+    total, n_steps = 0.0, 0
+    for step in bar:
+        inputs, targets, reset = step.inputs.to(device), step.targets.to(device), step.reset.to(device)
+        if not state:
+            state = encoder.initial_state(len(inputs), device)  # type: ignore[operator]
+        if step.keep is not None:
+            keep = step.keep.to(device)
+            state = [h[keep] for h in state]
+        state = [h.detach().masked_fill(reset.unsqueeze(1), 0.0) for h in state]  # no BPTT; new sessions at 0
+        hidden, state = encoder.step(inputs, state, sparse=step_loss.sparse)  # type: ignore[operator]
+        loss = step_loss(encoder, hidden, targets)
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        if config.clip_norm:
+            torch.nn.utils.clip_grad_norm_(encoder.parameters(), config.clip_norm)
+        optimiser.step()
+        value = loss.item()
+        if not math.isfinite(value):
+            raise FloatingPointError(f"{desc}: the training loss became {value} at step {n_steps}")
+        total += value
+        n_steps += 1
+        if n_steps % 50 == 0:
+            bar.set_postfix(loss=f"{value:.3f}")
+    return total, n_steps
+
+
+def _batches_epoch(
+    encoder: SessionEncoder,
+    examples: Examples,
+    config: TrainConfig,
+    optimiser: torch.optim.Optimizer,
+    log_q: torch.Tensor | None,
+    device: torch.device,
+    rng: np.random.Generator,
+    generator: torch.Generator,
+    desc: str,
+) -> tuple[float, int]:
+    """One pass of shuffled, length-bucketed padded batches: (sum of batch losses, number of batches)."""
+    total, n_batches = 0.0, math.ceil(len(examples) / config.batch_size)
+    batches = iterate_batches(examples, config.batch_size, config.max_len, shuffle=True, rng=rng)
+    bar = tqdm(batches, total=n_batches, desc=desc, disable=not config.progress, leave=False)
+    for batch in bar:
+        loss = batch_loss(encoder, encoder.prepare(batch, generator).to(device), config, log_q)
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        if config.clip_norm:
+            torch.nn.utils.clip_grad_norm_(encoder.parameters(), config.clip_norm)
+        optimiser.step()
+        value = loss.item()
+        total += value
+        bar.set_postfix(loss=f"{value:.3f}")
+    return total, n_batches
+
+
 def train(
     encoder: SessionEncoder,
     examples: Examples,
@@ -134,9 +291,14 @@ def train(
     """Train ``encoder`` in place; with ``valid_cases`` stop early and restore the best epoch's weights."""
     rng = np.random.default_rng(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
-    optimiser = torch.optim.Adam(encoder.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    optimiser = make_optimiser(encoder, config)
     device = torch.device(config.device)
-    log_q = item_log_q(examples, encoder.n_items, config.sample_alpha).to(device) if config.loss == "sampled" else None
+    parallel = config.training == "session-parallel"
+    if parallel and not getattr(encoder, "steps", False):
+        raise ValueError(f"{type(encoder).__name__} cannot be trained with session-parallel steps")
+    step_loss = SessionParallelLoss(encoder, examples, config, generator) if parallel else None
+    sampled = config.loss == "sampled" and not parallel
+    log_q = item_log_q(examples, encoder.n_items, config.sample_alpha).to(device) if sampled else None
     result = TrainResult()
     best_state: dict[str, torch.Tensor] | None = None
     started = time.perf_counter()
@@ -147,19 +309,14 @@ def train(
     for epoch in range(1, config.epochs + 1):
         encoder.train()
         epoch_start = time.perf_counter()
-        total, n_batches = 0.0, math.ceil(len(examples) / config.batch_size)
-        batches = iterate_batches(examples, config.batch_size, config.max_len, shuffle=True, rng=rng)
-        bar = tqdm(batches, total=n_batches, desc=f"epoch {epoch}", disable=not config.progress, leave=False)
-        for batch in bar:
-            loss = batch_loss(encoder, encoder.prepare(batch, generator).to(device), config, log_q)
-            optimiser.zero_grad(set_to_none=True)
-            loss.backward()
-            if config.clip_norm:
-                torch.nn.utils.clip_grad_norm_(encoder.parameters(), config.clip_norm)
-            optimiser.step()
-            value = loss.item()
-            total += value
-            bar.set_postfix(loss=f"{value:.3f}")
+        if step_loss is not None:
+            total, n_batches = _session_parallel_epoch(
+                encoder, examples, config, optimiser, step_loss, device, f"epoch {epoch}"
+            )
+        else:
+            total, n_batches = _batches_epoch(
+                encoder, examples, config, optimiser, log_q, device, rng, generator, f"epoch {epoch}"
+            )
         record: dict[str, float] = {
             "epoch": epoch,
             "train_loss": total / max(n_batches, 1),
