@@ -34,17 +34,10 @@ from sr_models.neural.data import (
     case_examples,
     iterate_batches,
     make_batch,
-    session_parallel_steps,
 )
 from sr_models.neural.encoder import SessionEncoder
-from sr_models.neural.losses import (
-    PopularitySampler,
-    bpr_max_loss,
-    event_counts,
-    final_activation,
-    sampled_softmax_loss,
-)
 from sr_models.neural.optim import AdagradM
+from sr_models.neural.session_parallel import SessionParallelLoss, optimiser_step, session_parallel_epoch
 from sr_models.ranking import mean_metrics, target_ranks
 
 log = logging.getLogger("sr_models.neural")
@@ -158,17 +151,6 @@ def item_log_q(examples: Examples, n_items: int, alpha: float) -> torch.Tensor:
     return torch.log(torch.from_numpy(probs / probs.sum()).float())
 
 
-def sparse_updates(config: TrainConfig) -> bool:
-    """Whether item tables get sparse gradients: session-parallel steps over sampled candidates with
-    Adagrad and no clipping (the official setting; clipping and Adam need dense gradients)."""
-    return (
-        config.training == "session-parallel"
-        and config.optimizer == "adagrad"
-        and config.loss != "ce"
-        and not config.clip_norm
-    )
-
-
 def make_optimiser(encoder: SessionEncoder, config: TrainConfig) -> torch.optim.Optimizer:
     if config.optimizer == "adam":
         return torch.optim.Adam(encoder.parameters(), lr=config.lr, weight_decay=config.weight_decay)
@@ -178,80 +160,6 @@ def make_optimiser(encoder: SessionEncoder, config: TrainConfig) -> torch.optim.
         bias = [encoder.bias] if isinstance(getattr(encoder, "bias", None), torch.nn.Parameter) else []
         return AdagradM(encoder.parameters(), lr=config.lr, momentum=config.momentum, row_sparse=bias)
     raise ValueError(f"unknown optimizer {config.optimizer!r}: use 'adam' or 'adagrad'")
-
-
-class SessionParallelLoss:
-    """The loss of one session-parallel step (see :mod:`sr_models.neural.losses`), divided by the batch size."""
-
-    def __init__(self, encoder: SessionEncoder, examples: Examples, config: TrainConfig, generator: torch.Generator):
-        self.config = config
-        self.sparse = sparse_updates(config)
-        self.activation = final_activation(config.final_act)
-        counts = event_counts(examples.inputs, examples.targets, encoder.n_items)  # type: ignore[arg-type]
-        self.sampler = PopularitySampler(counts, config.sample_alpha, generator) if config.loss != "ce" else None
-        self.log_count = torch.from_numpy(np.log(np.maximum(counts, 1)).astype(np.float32))
-
-    def __call__(self, encoder: SessionEncoder, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        config, items = self.config, targets - 1
-        if config.loss == "ce":
-            loss = F.cross_entropy(encoder.logits(hidden), items, reduction="sum")
-            return loss / config.batch_size
-        assert self.sampler is not None
-        extra = self.sampler.draw(config.n_negatives).to(hidden.device)
-        candidates = torch.cat([items, extra])
-        scores = encoder.candidate_scores(hidden, candidates, sparse=self.sparse)  # type: ignore[operator]
-        if config.loss == "sampled":
-            correction = None
-            if config.logq:
-                log_count = self.log_count.to(hidden.device)
-                correction = config.logq * torch.cat([log_count[items], config.sample_alpha * log_count[extra]])
-            loss = sampled_softmax_loss(scores, correction)
-        elif config.loss == "bpr-max":
-            loss = bpr_max_loss(self.activation(scores), config.bpreg)
-        else:
-            raise ValueError(f"unknown loss {config.loss!r} for session-parallel training")
-        return loss / config.batch_size
-
-
-def _session_parallel_epoch(
-    encoder: SessionEncoder,
-    examples: Examples,
-    config: TrainConfig,
-    optimiser: torch.optim.Optimizer,
-    step_loss: SessionParallelLoss,
-    device: torch.device,
-    desc: str,
-) -> tuple[float, int]:
-    """One pass of session-parallel steps: (sum of step losses, number of steps)."""
-    # with no extra negatives a single slot has nothing to rank against (the official code stops there too)
-    min_slots = 1 if config.loss == "ce" or config.n_negatives > 0 else 2
-    steps = session_parallel_steps(examples, config.batch_size, min_slots=min_slots)
-    bar = tqdm(steps, desc=desc, disable=not config.progress, leave=False)
-    state: list[torch.Tensor] = []
-    total, n_steps = 0.0, 0
-    for step in bar:
-        inputs, targets, reset = step.inputs.to(device), step.targets.to(device), step.reset.to(device)
-        if not state:
-            state = encoder.initial_state(len(inputs), device)  # type: ignore[operator]
-        if step.keep is not None:
-            keep = step.keep.to(device)
-            state = [h[keep] for h in state]
-        state = [h.detach().masked_fill(reset.unsqueeze(1), 0.0) for h in state]  # no BPTT; new sessions at 0
-        hidden, state = encoder.step(inputs, state, sparse=step_loss.sparse)  # type: ignore[operator]
-        loss = step_loss(encoder, hidden, targets)
-        optimiser.zero_grad(set_to_none=True)
-        loss.backward()
-        if config.clip_norm:
-            torch.nn.utils.clip_grad_norm_(encoder.parameters(), config.clip_norm)
-        optimiser.step()
-        value = loss.item()
-        if not math.isfinite(value):
-            raise FloatingPointError(f"{desc}: the training loss became {value} at step {n_steps}")
-        total += value
-        n_steps += 1
-        if n_steps % 50 == 0:
-            bar.set_postfix(loss=f"{value:.3f}")
-    return total, n_steps
 
 
 def _batches_epoch(
@@ -269,14 +177,9 @@ def _batches_epoch(
     total, n_batches = 0.0, math.ceil(len(examples) / config.batch_size)
     batches = iterate_batches(examples, config.batch_size, config.max_len, shuffle=True, rng=rng)
     bar = tqdm(batches, total=n_batches, desc=desc, disable=not config.progress, leave=False)
-    for batch in bar:
+    for n_done, batch in enumerate(bar):
         loss = batch_loss(encoder, encoder.prepare(batch, generator).to(device), config, log_q)
-        optimiser.zero_grad(set_to_none=True)
-        loss.backward()
-        if config.clip_norm:
-            torch.nn.utils.clip_grad_norm_(encoder.parameters(), config.clip_norm)
-        optimiser.step()
-        value = loss.item()
+        value = optimiser_step(encoder, loss, config, optimiser, desc, n_done)
         total += value
         bar.set_postfix(loss=f"{value:.3f}")
     return total, n_batches
@@ -310,7 +213,7 @@ def train(
         encoder.train()
         epoch_start = time.perf_counter()
         if step_loss is not None:
-            total, n_batches = _session_parallel_epoch(
+            total, n_batches = session_parallel_epoch(
                 encoder, examples, config, optimiser, step_loss, device, f"epoch {epoch}"
             )
         else:
