@@ -59,7 +59,14 @@ def popularity_metrics(data: TrainData) -> dict[str, float]:
     return mean_metrics(ranks, 20)
 
 
+def _learner_suffix(extra: dict) -> str:
+    return "".join(f"+{key}={extra[key]}" for key in ("fusion_head", "fusion_init") if key in extra)
+
+
 CONCAT_HEAD = {"fusion_head": "concat", "fusion_init": False}  # SemSR-F's concatenating head
+# every architecture plain, and each SemSR mechanism once: the late SemSR-F head (MSGAT-F, the best model of the
+# Beauty table, docs/sr_models.md), the concatenating head (SASRec-F), SemSR-F on the padded-batch scheme
+# (GRU4Rec-F) and SemSR-I's initialisation (MSGAT-I)
 LEARNERS = [
     ("gru4rec", {"lr": 0.05}),  # the official scheme: Adagrad's learning rate
     ("srgnn", {}),
@@ -67,25 +74,31 @@ LEARNERS = [
     ("msgat", {}),
     ("sasrec", {"dropout": 0.2}),
     ("bert4rec", {"dropout": 0.1, "max_epochs": 5, "model": {"mask_prob": 0.4}}),  # cloze learns from masked slots
+    ("msgat-semf", {"fusion_dropout": 0.0}),
+    ("sasrec-semf", {"dropout": 0.1, "fusion_dropout": 0.0, "max_epochs": 4, **CONCAT_HEAD}),
+    ("gru4rec-semf", {"dropout": 0.1, "fusion_dropout": 0.0}),
+    ("msgat-semi", {}),
+]
+# the same mechanisms on the other bases: `make test-extended` (pytest -m extended); CI's suite leaves them out
+EXTENDED_LEARNERS = [
     ("niser-semf", {}),
     ("sasrec-semf", {"dropout": 0.1, "fusion_dropout": 0.0, "max_epochs": 4}),
     ("sasrec-semi", {"dropout": 0.2}),
-    ("sasrec-semf", {"dropout": 0.1, "fusion_dropout": 0.0, "max_epochs": 4, **CONCAT_HEAD}),
-    ("gru4rec-semf", {"dropout": 0.1, "fusion_dropout": 0.0}),
-    ("msgat-semf", {"fusion_dropout": 0.0}),  # the best model of the Beauty table (docs/sr_models.md)
     ("niser-semi", {}),
-    ("msgat-semi", {}),
     ("gru4rec-semi", {"lr": 0.05}),
     ("bert4rec-semi", {"dropout": 0.1}),
 ]
-
-
-def _learner_id(name: str, extra: dict) -> str:
-    return name + "".join(f"+{key}={extra[key]}" for key in ("fusion_head", "fusion_init") if key in extra)
+ALL_LEARNERS = [
+    *(pytest.param(name, extra, id=name + _learner_suffix(extra)) for name, extra in LEARNERS),
+    *(
+        pytest.param(name, extra, id=name + _learner_suffix(extra), marks=pytest.mark.extended)
+        for name, extra in EXTENDED_LEARNERS
+    ),
+]
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("name", "extra"), LEARNERS, ids=[_learner_id(name, extra) for name, extra in LEARNERS])
+@pytest.mark.parametrize(("name", "extra"), ALL_LEARNERS)
 def test_model_learns_on_real_beauty_slice(name, extra, beauty_slice, tmp_path):
     settings = {"max_epochs": 3, "patience": 4, **TINY, **extra}
     model = build_model(name, env=cpu_env(tmp_path), **settings)
