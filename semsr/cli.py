@@ -13,8 +13,8 @@ import time
 from pathlib import Path
 from typing import Annotated
 
-import click
 import typer
+from typer._click import exceptions as click_errors  # typer vendors click: its own error classes
 
 from evals.degraded import degraded_line
 from evals.executors import PipelineSpec
@@ -221,13 +221,13 @@ def main() -> None:
     line on stderr with exit status 2, as every other bad input is, not a multi-line usage box."""
     try:
         code = app(standalone_mode=False)
-    except click.exceptions.NoArgsIsHelpError:
+    except click_errors.NoArgsIsHelpError:
         code = app(["--help"], standalone_mode=False)
-    except click.exceptions.UsageError as error:
+    except click_errors.UsageError as error:
         where = f"{error.ctx.command_path}: " if error.ctx is not None else ""
         message = " ".join(error.format_message().split())
         errors.print(f"[bold red]error:[/] {where}{message} (see --help)", highlight=False)
         code = 2
-    except click.exceptions.Abort:
+    except typer.Abort:
         code = 130
     sys.exit(code if isinstance(code, int) else 0)

@@ -4,7 +4,7 @@
 Invariants: bad input raises only the documented error (:class:`InvalidRequest` for requests,
 :class:`DataError` for files, exit status 2 with one line on stderr for the CLI), on one line of at most
 300 characters; an answer holds k distinct catalogue items and none of its session's. Generation is
-derandomized (tests/property_helpers.py); about 10,500 cases per run, ``HYPOTHESIS_PROFILE=slow`` for 20x.
+derandomized (tests/property_helpers.py); about 10,000 generated cases per run (ids count one by one), ``HYPOTHESIS_PROFILE=slow`` for 20x.
 """
 
 from __future__ import annotations
@@ -48,10 +48,10 @@ values = st.one_of(scalars, st.lists(scalars, max_size=4), st.dictionaries(st.te
 # ------------------------------------------------------------------------------------------------ id parser
 
 
-@examples(300)
+@examples(400)
 @given(raws=st.lists(values, min_size=10, max_size=20), numeric=st.booleans())
 def test_an_id_parses_to_the_catalogue_type_or_is_one_clear_error(raws, numeric):
-    """About 4,500 ids per run (300 examples of 10-20 ids each)."""
+    """About 6,000 ids per run (400 examples of 10-20 ids each)."""
     catalog = NUMERIC if numeric else TEXTUAL
     for raw in raws:
         try:
@@ -67,13 +67,13 @@ def test_an_id_parses_to_the_catalogue_type_or_is_one_clear_error(raws, numeric)
             assert isinstance(parsed, str) and parsed == raw.strip() and parsed
 
 
-@examples(150)
+@examples(200)
 @given(
     numbers=st.lists(st.integers(min_value=-(2**63), max_value=2**63 - 1), min_size=10, max_size=20),
     pad=st.sampled_from(["", " ", "\t", "  "]),
 )
 def test_every_64_bit_integer_round_trips_through_text(numbers, pad):
-    """About 2,250 integers per run."""
+    """About 3,000 integers per run."""
     for number in numbers:
         assert parse_item_id(NUMERIC, f"{pad}{number}{pad}") == number == parse_item_id(NUMERIC, number)
 
@@ -239,7 +239,7 @@ def requests(draw, catalog, sessions):
 def test_recommend_answers_or_refuses_with_the_documented_error(served):
     semsr, catalog, sessions = served
 
-    @examples(250)
+    @examples(300)
     @given(call=requests(catalog, sessions))
     def check(call):
         try:
@@ -306,7 +306,7 @@ token = st.one_of(
 def test_cli_arguments_parse_or_fail_on_one_line_with_status_2(cli_env):
     session = [str(i) for i in cli_env]
 
-    @examples(150)
+    @examples(60)
     @given(extra=st.lists(token, max_size=5))
     def check(extra):
         assume("--json" not in extra or len(extra) > 1)
@@ -321,7 +321,7 @@ def test_cli_arguments_parse_or_fail_on_one_line_with_status_2(cli_env):
 
 def test_cli_k_not_an_integer_and_ids_starting_with_minus(cli_env):
     code, _, err = _main(["recommend", "--items", str(cli_env[0]), "--k", "1.5"])
-    assert code == 2 and len(err.strip().splitlines()) == 1 and "1.5" in err and "--k" in err
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "Invalid value for '--k'" in err
     code, _, err = _main(["recommend", "--items", "-5", "--items", str(cli_env[0]), "--json"])
     assert code == 0, err  # -5 is a well-formed id the catalogue lacks: reported, not a usage error
     code, _, err = _main(["recommend", "--k", "3", "--", "-7", str(cli_env[0])])
