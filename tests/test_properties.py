@@ -4,7 +4,8 @@
 Invariants: bad input raises only the documented error (:class:`InvalidRequest` for requests,
 :class:`DataError` for files, exit status 2 with one line on stderr for the CLI), on one line of at most
 300 characters; an answer holds k distinct catalogue items and none of its session's. Generation is
-derandomized (tests/property_helpers.py); about 10,000 generated cases per run (ids count one by one), ``HYPOTHESIS_PROFILE=slow`` for 20x.
+derandomized (tests/property_helpers.py); about 10,000 generated cases per run (ids count one by one),
+``HYPOTHESIS_PROFILE=slow`` for 20x.
 """
 
 from __future__ import annotations
