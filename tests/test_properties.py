@@ -240,7 +240,7 @@ def requests(draw, catalog, sessions):
 def test_recommend_answers_or_refuses_with_the_documented_error(served):
     semsr, catalog, sessions = served
 
-    @examples(300)
+    @examples(200)
     @given(call=requests(catalog, sessions))
     def check(call):
         try:
@@ -307,7 +307,7 @@ token = st.one_of(
 def test_cli_arguments_parse_or_fail_on_one_line_with_status_2(cli_env):
     session = [str(i) for i in cli_env]
 
-    @examples(60)
+    @examples(40)
     @given(extra=st.lists(token, max_size=5))
     def check(extra):
         assume("--json" not in extra or len(extra) > 1)
