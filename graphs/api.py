@@ -119,7 +119,9 @@ class SemSR:
         profile = self.services.profile(
             context.profile, context.fold, dataset=context.dataset, allow_partial=context.allow_partial
         )
-        precheck_request(request, profile, has_session=has_session)  # before a thread's checkpoint is written
+        precheck_request(
+            request, profile.catalog, profile.max_k, has_session=has_session
+        )  # before a thread's checkpoint is written
         output = compiled.invoke(
             request,  # validated in the graph: a bare string is refused
             config=_config(thread_id, callbacks),

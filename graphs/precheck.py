@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from graphs.services import ServingProfile
 from graphs.turn import read_turn
 from sessiondata.errors import InvalidRequest
 from sessiondata.ids import resolve_items
+from sessiondata.schema import Catalog
 
 MAX_THREAD_ID_CHARS = 200
 
@@ -36,14 +36,14 @@ def check_k(k: object, max_k: int) -> int:
     return k
 
 
-def precheck_request(request: dict[str, Any], profile: ServingProfile, *, has_session: bool) -> None:
+def precheck_request(request: dict[str, Any], catalog: Catalog, max_k: int, *, has_session: bool) -> None:
     """Refuse ``request`` (items, k, query, exclude, title terms, messages) before any state is written.
 
-    ``has_session``: the thread already holds items, so a turn without a known item is still servable.
+    ``catalog`` and ``max_k`` are the served profile's; ``has_session``: the thread already holds items (or
+    may: the server cannot tell), so a turn without a known item is still servable.
     """
-    catalog = profile.catalog
     turn = read_turn(request, catalog)  # type: ignore[arg-type]
-    check_k(request.get("k", 10) if turn.k is None else turn.k, profile.max_k)
+    check_k(request.get("k", 10) if turn.k is None else turn.k, max_k)
     items = request.get("items")
     resolved = resolve_items(catalog, [] if items is None else items, field="items")
     said = resolve_items(catalog, turn.message_items, field="messages[-1]")
