@@ -4,7 +4,7 @@ The key is a hash of everything that decides the answer: endpoint identity, mode
 the prompt version, the rendered prompt and the output schema. Modes:
 
 - ``live``: no cache at all (every call goes to the model);
-- ``record``: a hit is reused, a miss is sent to the model and stored;
+- ``record``: a hit is reused, a miss is sent to the model and stored once its reply passed validation;
 - ``replay``: hits only; a miss raises :class:`~agents.errors.CacheMiss` (an evaluation that is not
   exactly the recorded one must not pass silently).
 """
@@ -126,6 +126,15 @@ class ResponseCache:
                 "INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (key, endpoint, model, prompt_name, version, reply.model_dump_json(), time.time()),
             )
+            db.commit()
+
+    def forget(self, key: str) -> None:
+        """Drop a stored reply (one that no longer passes validation); replay mode never writes."""
+        if self.mode != "record":
+            return
+        with self._lock:
+            db = self._db()
+            db.execute("DELETE FROM responses WHERE key = ?", (key,))
             db.commit()
 
     def __len__(self) -> int:

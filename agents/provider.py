@@ -5,7 +5,8 @@ the model is forced to call one function whose parameters are the pydantic schem
 OpenAI and with llama.cpp's server, which turns the forced call into a JSON-schema grammar, so even a
 135M-parameter model answers in the schema's shape. The reply is validated by pydantic here, not trusted.
 
-Every call goes: cache lookup -> (miss) HTTP call -> cache store -> validation. A malformed or empty
+Every call goes: cache lookup -> (miss) HTTP call -> validation -> cache store (only replies that passed
+validation are stored, so a bad reply is never replayed after the model recovers). A malformed or empty
 answer gets ONE retry with a note saying what was wrong; a second failure, an HTTP error or a timeout
 raises :class:`~agents.errors.LLMFailure`, on which callers degrade. Token counts come from the
 response's usage metadata (``get_num_tokens`` would fetch tiktoken files from the network).
@@ -215,7 +216,9 @@ class ChatClient:
             )
         return self._runnables[schema]
 
-    def _reply(self, prompt: ChatPrompt, schema: type[BaseModel], identity: str) -> RawReply:
+    def _reply(self, prompt: ChatPrompt, schema: type[BaseModel], identity: str) -> tuple[RawReply, str, bool]:
+        """The reply to ``prompt``, its cache key and whether it came from the cache (it is not stored here:
+        :meth:`structured` stores it once it has passed validation)."""
         key = cache_key(
             endpoint=identity,
             model=self.config.model,
@@ -228,7 +231,7 @@ class ChatClient:
         cached = self.cache.lookup(key, f"prompt {prompt.name!r}")
         if cached is not None:
             self._record(prompt, identity, cached, time.perf_counter() - started, cached=True, ok=True)
-            return cached
+            return cached, key, True
         runnable = self._structured_runnable(schema)
         try:
             result = runnable.invoke(to_langchain(prompt))
@@ -240,10 +243,7 @@ class ChatClient:
             raise failure from error
         reply = raw_reply(result["raw"])
         self._record(prompt, identity, reply, time.perf_counter() - started, cached=False, ok=True)
-        self.cache.put(
-            key, reply, endpoint=identity, model=self.config.model, prompt_name=prompt.name, version=prompt.version
-        )
-        return reply
+        return reply, key, False
 
     def _record(
         self, prompt: ChatPrompt, identity: str, reply: RawReply, seconds: float, *, cached: bool, ok: bool
@@ -269,11 +269,24 @@ class ChatClient:
         attempt = prompt
         problem: _Unusable | None = None
         for _ in range(2):
-            reply = self._reply(attempt, schema, identity)
+            reply, key, cached = self._reply(attempt, schema, identity)
             try:
-                return parse_reply(reply, schema)
+                answer = parse_reply(reply, schema)
             except _Unusable as unusable:
+                if cached:  # stored before replies were validated: never serve it again
+                    self.cache.forget(key)
                 problem = unusable
                 attempt = prompt.with_retry_note(unusable.detail)
+                continue
+            if not cached:  # only a reply that passed validation is kept: a bad one is never replayed
+                self.cache.put(
+                    key,
+                    reply,
+                    endpoint=identity,
+                    model=self.config.model,
+                    prompt_name=attempt.name,
+                    version=attempt.version,
+                )
+            return answer
         assert problem is not None
         raise LLMFailure(problem.kind, problem.detail, attempts=2)

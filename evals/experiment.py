@@ -127,6 +127,7 @@ def run_experiment(config: ExperimentConfig, settings: Any, *, progress: bool = 
         else LocalExecutor(settings.batch_size)
     )
     results: dict[str, dict[str, float]] = {}
+    full_metrics: dict[str, dict[str, Any]] = {}
     timings: dict[str, float] = {}
     for run in config.pipelines:
         started = time.perf_counter()
@@ -150,9 +151,14 @@ def run_experiment(config: ExperimentConfig, settings: Any, *, progress: bool = 
         if run.name in PROFILES and run.limit is None:
             record_metrics(settings, protocol.dataset.spec, run.name, "test", result.metrics, root / run.name)
         results[run.name] = result.metrics["metrics"]
+        full_metrics[run.name] = result.metrics
         timings[run.name] = round(time.perf_counter() - started, 1)
     summary: dict[str, Any] = {"dataset": protocol.dataset.name, "results": results, "seconds": timings}
+    degraded = {name: m["degraded"] for name, m in full_metrics.items() if m.get("degraded", {}).get("n_cases")}
+    if degraded:
+        summary["degraded"] = degraded
     (root / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    summary["full_metrics"] = full_metrics
     full = [run.name for run in config.pipelines if run.limit is None]
     partial = [run.name for run in config.pipelines if run.limit is not None]
     if config.report and full:

@@ -21,6 +21,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict
 from tqdm import tqdm
 
+from evals.degraded import count_degraded
 from evals.executors import Executor, LocalExecutor, PipelineSpec
 from evals.metrics import rank_of, summarize
 from evals.pipelines import RankingPipeline
@@ -59,12 +60,19 @@ class EvalResult:
     seconds: float
 
 
-def _identity(card: dict[str, Any]) -> dict[str, Any]:
+def _canonical(value: Any) -> str:
+    """``value`` as canonical JSON text: what a value compares as once written and read back (tuples become
+    lists, keys sorted, odd objects their ``str``), so a card in memory equals the same card read from disk."""
+    return json.dumps(json.loads(json.dumps(value, default=str)), sort_keys=True)
+
+
+def _identity(card: dict[str, Any]) -> dict[str, str]:
+    """The card's identity fields, each as canonical JSON (see :func:`_canonical`)."""
     identity = {key: card.get(key) for key in IDENTITY_KEYS}
     split = dict(identity.get("split") or {})
     split.pop("n_cases", None)
     identity["split"] = split
-    return identity
+    return {key: _canonical(value) for key, value in identity.items()}
 
 
 def prepare_out_dir(out_dir: Path, card: dict[str, Any], *, replace_stale: bool = False) -> None:
@@ -77,8 +85,9 @@ def prepare_out_dir(out_dir: Path, card: dict[str, Any], *, replace_stale: bool 
     protocol_path = out_dir / PROTOCOL_FILE
     if protocol_path.exists():
         previous = json.loads(protocol_path.read_text())
-        if _identity(previous) != _identity(card):
-            differing = sorted(k for k in IDENTITY_KEYS if _identity(previous).get(k) != _identity(card).get(k))
+        before, now = _identity(previous), _identity(card)
+        if before != now:
+            differing = sorted(key for key in IDENTITY_KEYS if before[key] != now[key])
             if replace_stale:
                 for name in (CASES_FILE, PROTOCOL_FILE, METRICS_FILE):
                     (out_dir / name).unlink(missing_ok=True)
@@ -215,7 +224,7 @@ def score_directory(
         raise ConfigError("cases", f"{len(missing)} missing", f"{out_dir / CASES_FILE} lacks e.g. case {missing[0]}")
     chosen = [records[case_id] for case_id in case_ids]
     catalog = protocol.dataset.catalog
-    return summarize(
+    summary = summarize(
         [rank_of(record.target, record.recommendations) for record in chosen],
         [[catalog.index_of(item) for item in record.recommendations] for record in chosen],
         [record.prompt_length for record in chosen],
@@ -224,3 +233,6 @@ def score_directory(
         session_share=session_shares(protocol, fold),
         seed=protocol.config.seed,
     )
+    # a fault that lowered the numbers is said beside them (graph pipelines record each case's notes)
+    summary["degraded"] = count_degraded((record.model_extra or {}).get("degraded") for record in chosen)
+    return summary

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from evals.degraded import degraded_line
 from evals.harness import CASES_FILE, METRICS_FILE, PROTOCOL_FILE, read_records
 from evals.metrics import LENGTH_BUCKETS, bucket_label, paired_bootstrap_pvalue, per_case
 from evals.published import published_metrics
@@ -209,6 +210,9 @@ def write_report(
             ["pipeline", *HEADLINE, "ms/case"],
         )
     )
+    flagged = [f"- `{r.name}`: {line}" for r in runs + partial_runs if (line := degraded_line(r.metrics))]
+    sections += ["", "## Degraded cases", ""]
+    sections += flagged or ["No case of any run was answered degraded (every source of every case answered)."]
     published = published_metrics(dataset)
     if published:
         sections += ["", "## Beside the published numbers (same 4,469 test cases)", ""]

@@ -24,9 +24,13 @@ from pydantic import BaseModel, Field
 
 from graphs.context import Context
 from graphs.graph import compile_graph
+from graphs.precheck import check_thread_id, precheck_request
 from graphs.services import ProfileServices
+from graphs.threads import ThreadJanitor
 from semsr.settings import Settings, load_settings
 from sessiondata.errors import InvalidRequest
+
+MAX_REPLY_CHARS = 500  # a shopper's answer to a clarifying question (the same bound as a query)
 
 
 class Answer(BaseModel):
@@ -58,6 +62,10 @@ class SemSR:
         self.services = ProfileServices(self.settings)
         self._graphs: dict[str, Any] = {}
         self._lock = threading.Lock()
+        paths = self.settings.paths
+        self.janitor = ThreadJanitor(
+            paths.threads_db, ttl_days=self.settings.thread_ttl_days, keep=self.settings.thread_checkpoints
+        )
 
     def graph(self, *, persistent: bool) -> Any:
         """The compiled graph; the persistent one checkpoints threads to SQLite (``<home>/threads.sqlite``)."""
@@ -97,24 +105,42 @@ class SemSR:
         """
         check_thread_id(thread_id)
         said = {"query": query, "exclude": exclude, "must_include": must_include, "must_not_include": must_not_include}
-        context = context or Context()
+        context = Context.coerce(context)
         if allow_partial:
             context = replace(context, allow_partial=True)
         compiled = self.graph(persistent=thread_id is not None)
         request = {"items": items, "k": k, "reset": reset, **{f: v for f, v in said.items() if v is not None}}
+        has_session = False
+        if thread_id is not None:
+            self.janitor.sweep()
+            if not reset:
+                snapshot = compiled.get_state(_config(thread_id, ()))
+                has_session = bool((snapshot.values or {}).get("session"))
+        profile = self.services.profile(
+            context.profile, context.fold, dataset=context.dataset, allow_partial=context.allow_partial
+        )
+        precheck_request(
+            request, profile.catalog, profile.max_k, has_session=has_session
+        )  # before a thread's checkpoint is written
         output = compiled.invoke(
             request,  # validated in the graph: a bare string is refused
             config=_config(thread_id, callbacks),
             context=context,
         )
+        if thread_id is not None:
+            self.janitor.touched(thread_id)
         return _to_answer(output, thread_id)
 
     def answer(
         self, thread_id: str, reply: str, *, context: Context | None = None, callbacks: Sequence[Any] = ()
     ) -> Answer:
         """Resume a thread that asked a clarifying question with the shopper's reply."""
+        check_thread_id(thread_id)
+        if not isinstance(reply, str) or len(reply) > MAX_REPLY_CHARS:
+            raise InvalidRequest("reply", reply, f"must be text of at most {MAX_REPLY_CHARS} characters")
         compiled = self.graph(persistent=True)
         config = _config(thread_id, callbacks)
+        self.janitor.sweep()
         snapshot = compiled.get_state(config)
         if not snapshot.values:
             raise InvalidRequest(
@@ -123,6 +149,7 @@ class SemSR:
         if not snapshot.next:
             raise InvalidRequest("thread_id", thread_id, "has no pending question to answer")
         output = compiled.invoke(Command(resume=reply), config=config, context=context or Context())
+        self.janitor.touched(thread_id)
         return _to_answer(output, thread_id)
 
     def thread_session(self, thread_id: str) -> list[Any]:
@@ -162,14 +189,6 @@ def use_settings(settings: Settings) -> SemSR:
     with _default_lock:
         _default = SemSR(settings)
         return _default
-
-
-def check_thread_id(thread_id: object) -> None:
-    """A thread id is a non-empty string of at most 200 characters (checked before any state is written)."""
-    if thread_id is None:
-        return
-    if not isinstance(thread_id, str) or not thread_id.strip() or len(thread_id) > 200:
-        raise InvalidRequest("thread_id", thread_id, "must be a non-empty string of at most 200 characters")
 
 
 def _config(thread_id: str | None, callbacks: Sequence[Any]) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from langgraph.types import interrupt
 
 from graphs.chat import answer_message
 from graphs.context import Context
-from graphs.explain import item_reasons, summary_line
+from graphs.explain import LLM_TEXT_CHARS, item_reasons, short, summary_line
 from graphs.query import TitleTerms, cut_list, fuse_with_query, query_results
 from graphs.services import ProfileServices, ServingProfile
 from graphs.state import Candidate, RecommendedItem, SourceResult, State
@@ -156,7 +156,9 @@ class GraphNodes:
             return {}
         question = "What are you looking for next?"
         if intent.get("summary"):
-            question = f"I think you are after: {intent['summary']}. What exactly are you looking for next?"
+            # the LLM's words reach the shopper: one plain, short line (never markup or instructions' layout)
+            summary = short(str(intent["summary"]), LLM_TEXT_CHARS)
+            question = f"I think you are after: {summary}. What exactly are you looking for next?"
         reply = interrupt({"question": question, "intent": intent})
         return {"clarification": str(reply) if reply else None}
 

@@ -55,6 +55,14 @@ def check_artifact(settings: Settings, ref: ArtifactRef, what: str, fix: str) ->
     return path
 
 
+MAX_K = 100  # the most products one answer holds
+
+
+def max_k_of(catalog: Catalog) -> int:
+    """The largest ``k`` a request may ask of ``catalog`` (every interface checks against this)."""
+    return min(MAX_K, len(catalog))
+
+
 def read_catalog(path: Path) -> Catalog:
     data = json.loads((path / "catalog.json").read_text())
     return Catalog(ids=tuple(data["ids"]), titles=tuple(data["titles"]))
@@ -120,7 +128,7 @@ class ServingProfile:
 
     @property
     def max_k(self) -> int:
-        return min(100, len(self.catalog))
+        return max_k_of(self.catalog)
 
     def is_cold(self, item: int) -> bool:
         return not bool(self.train_mask[item])

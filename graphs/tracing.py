@@ -16,6 +16,8 @@ from uuid import UUID
 
 from langchain_core.callbacks import BaseCallbackHandler
 
+from sessiondata.errors import ConfigError
+
 
 def _jsonable(value: Any, depth: int = 0) -> Any:
     """A compact JSON-safe copy (long lists cut) so traces stay readable."""
@@ -32,17 +34,32 @@ def _jsonable(value: Any, depth: int = 0) -> Any:
 
 
 class JsonlTracer(BaseCallbackHandler):
-    """Writes one JSON line per finished graph node (and per LLM call, with token usage)."""
+    """Writes one JSON line per finished graph node (and per LLM call, with token usage).
+
+    A trace that cannot be written is an error, not a silent gap: the file is opened once here (an
+    unwritable path fails before the graph runs) and a later write failure stops the run
+    (``raise_error``) as a :class:`ConfigError` naming the file.
+    """
+
+    raise_error = True
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self.path.open("a", encoding="utf-8"):
+                pass
+        except OSError as error:
+            raise ConfigError("trace", str(self.path), f"cannot be written ({error.strerror or error})") from None
         self._open: dict[UUID, dict[str, Any]] = {}
         self._lock = threading.Lock()
 
     def _write(self, record: dict[str, Any]) -> None:
-        with self._lock, self.path.open("a", encoding="utf-8") as sink:
-            sink.write(json.dumps(record, default=str) + "\n")
+        try:
+            with self._lock, self.path.open("a", encoding="utf-8") as sink:
+                sink.write(json.dumps(record, default=str) + "\n")
+        except OSError as error:
+            raise ConfigError("trace", str(self.path), f"write failed ({error.strerror or error})") from None
 
     def on_chain_start(
         self, serialized: dict[str, Any] | None, inputs: Any, *, run_id: UUID, metadata: dict | None = None, **kw: Any

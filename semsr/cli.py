@@ -14,7 +14,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from typer._click import exceptions as click_errors  # typer vendors click: its own error classes
 
+from evals.degraded import degraded_line
 from evals.executors import PipelineSpec
 from evals.experiment import ExperimentConfig, load_experiment, parse_params, run_experiment
 from evals.graph_pipelines import graph_description
@@ -29,6 +31,7 @@ from semsr.cli_common import (
     clear_errors,
     command_settings,
     console,
+    errors,
     load_entry_settings,
     load_protocol,
 )
@@ -98,12 +101,15 @@ def eval_command(
     config: Annotated[Path | None, typer.Option(help="Run a whole experiment file (TOML/JSON/YAML).")] = None,
     override: Annotated[list[str] | None, typer.Option("--set", help="Override an experiment key: KEY=VALUE.")] = None,
     progress: ProgressOption = True,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Fail (exit 1) if any case was answered degraded (a source faulted).")
+    ] = False,
 ) -> None:
     """Evaluate one pipeline into OUT (cases.jsonl, metrics.json, protocol.json), or a whole --config experiment."""
     settings = command_settings(ctx, batch_size=batch_size, progress=progress)
     if config is not None:
         experiment = load_experiment(config, parse_params(override))
-        _print_summary(run_experiment(experiment, settings, progress=settings.progress))
+        _print_summary(run_experiment(experiment, settings, progress=settings.progress), strict=strict)
         return
     if pipeline is None or out is None:
         raise ConfigError("pipeline/out", None, "give --pipeline and --out (or --config FILE for an experiment)")
@@ -130,13 +136,14 @@ def eval_command(
     title = f"{protocol.dataset.name}: {pipeline} on the {fold} fold ({result.metrics['n_cases']} cases)"
     console.print(
         results_table(
-            {pipeline: result.metrics["metrics"]},
+            {_flagged_name(pipeline, result.metrics): result.metrics["metrics"]},
             protocol.dataset.name,
             title=title,
             show_published=fold == "test" and limit is None,
         )
     )
     console.print(f"wrote {out}/cases.jsonl, metrics.json, protocol.json ({result.n_new_cases} new cases)")
+    _flag_degraded({pipeline: result.metrics}, strict=strict)
 
 
 @app.command(name="tune")
@@ -169,6 +176,7 @@ def run(
     executor: Annotated[str, typer.Option(help="'local' or 'ray'.")] = "local",
     ray_address: Annotated[str | None, typer.Option(help="Ray cluster to join (default: a local one).")] = None,
     progress: ProgressOption = True,
+    strict: Annotated[bool, typer.Option("--strict", help="Fail (exit 1) if any case ran degraded.")] = False,
 ) -> None:
     """The main job: tune/train what is missing, fit the fusion on validation, evaluate the default
     pipelines on the test split, write the report, print the table."""
@@ -178,16 +186,48 @@ def run(
         fields["pipelines"] = pipeline
     if ray_address:
         fields["ray_address"] = ray_address
-    _print_summary(run_experiment(ExperimentConfig.model_validate(fields), settings, progress=progress))
+    _print_summary(run_experiment(ExperimentConfig.model_validate(fields), settings, progress=progress), strict=strict)
 
 
-def _print_summary(summary: dict[str, object]) -> None:
+def _print_summary(summary: dict[str, object], *, strict: bool = False) -> None:
     results = summary["results"]
-    console.print(results_table(results, str(summary["dataset"])))  # type: ignore[arg-type]
+    full = summary.get("full_metrics") or {}
+    flagged = {_flagged_name(n, full.get(n, {})): m for n, m in results.items()}  # type: ignore[union-attr, attr-defined]
+    console.print(results_table(flagged, str(summary["dataset"])))
     console.print(f"seconds per pipeline: {summary['seconds']}")
     if "report" in summary:
         console.print(f"report: {summary['report']}")
+    _flag_degraded(summary.get("full_metrics") or {}, strict=strict)  # type: ignore[arg-type]
 
 
-def main() -> None:  # pragma: no cover - console entry point
-    sys.exit(app())
+def _flagged_name(name: str, metrics: dict[str, object]) -> str:
+    """The table's row name, flagged when some of its cases ran degraded."""
+    n = (metrics.get("degraded") or {}).get("n_cases", 0)  # type: ignore[union-attr]
+    return f"{name} (DEGRADED: {n} cases)" if n else name
+
+
+def _flag_degraded(metrics_by_pipeline: dict[str, dict[str, object]], *, strict: bool) -> None:
+    """Say under the table which runs had degraded cases; with ``--strict`` such a run fails (exit 1)."""
+    lines = [f"{name}: {line}" for name, m in metrics_by_pipeline.items() if (line := degraded_line(m))]
+    for line in lines:
+        errors.print(f"[bold yellow]warning:[/] {line}", highlight=False)
+    if strict and lines:
+        errors.print("[bold red]error:[/] --strict: the run had degraded cases (see metrics.json 'degraded')")
+        raise typer.Exit(1)
+
+
+def main() -> None:
+    """The console entry point: like ``app()``, but a usage error (``--k 1.5``, an unknown option) is one
+    line on stderr with exit status 2, as every other bad input is, not a multi-line usage box."""
+    try:
+        code = app(standalone_mode=False)
+    except click_errors.NoArgsIsHelpError:
+        code = app(["--help"], standalone_mode=False)
+    except click_errors.UsageError as error:
+        where = f"{error.ctx.command_path}: " if error.ctx is not None else ""
+        message = " ".join(error.format_message().split())
+        errors.print(f"[bold red]error:[/] {where}{message} (see --help)", highlight=False)
+        code = 2
+    except typer.Abort:
+        code = 130
+    sys.exit(code if isinstance(code, int) else 0)

@@ -76,6 +76,12 @@ class Settings(BaseSettings):
     embedder: EmbedderConfig = Field(default_factory=EmbedderConfig)
     chroma: ChromaConfig = Field(default_factory=ChromaConfig)
     llm: LLMConfig = Field(default_factory=LLMConfig)
+    thread_ttl_days: float = Field(
+        30.0, gt=0, description="A conversation thread untouched this long is deleted from threads.sqlite."
+    )
+    thread_checkpoints: int = Field(
+        4, ge=2, description="Checkpoints kept per thread (older ones are pruned: threads.sqlite stays bounded)."
+    )
 
     @property
     def paths(self) -> Paths:

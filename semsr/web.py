@@ -13,25 +13,31 @@ first use; no model is loaded here. Settings come from the environment once, at 
 
 from __future__ import annotations
 
+import asyncio
+import json
+import re
 import threading
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, RedirectResponse
 from starlette.routing import Route
 
+from graphs.precheck import precheck_request
 from graphs.query import search_titles
-from graphs.services import ProfileServices, check_artifact, read_catalog
+from graphs.services import ProfileServices, check_artifact, max_k_of, read_catalog
 from semsr.settings import Settings, load_settings
-from sessiondata.errors import ConfigError, DataError
+from sessiondata.errors import ConfigError, DataError, InvalidRequest
 from sessiondata.schema import Catalog
 
 PAGE = Path(__file__).with_name("page.html")
 MAX_RESULTS = 50
 MAX_QUERY_CHARS = 200
+RUN_PATH = re.compile(r"/runs(/wait|/stream)?$")
 
 
 class CatalogSearch:
@@ -95,11 +101,63 @@ async def to_page(request: Request) -> RedirectResponse:
     return RedirectResponse("/semsr")
 
 
+class RequestCheck:
+    """ASGI middleware: a run request (``POST .../runs``, ``/runs/wait``, ``/runs/stream``) whose ``input`` is
+    malformed gets HTTP 422 with the same one-line :class:`InvalidRequest` text as the Python API and the CLI,
+    before the server creates a run or writes a thread's checkpoint. Input the check cannot read as a request
+    goes on to the graph unchanged, whose ``validate`` node checks it again."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST" or not RUN_PATH.search(scope["path"]):
+            await self.app(scope, receive, send)
+            return
+        chunks, more = [], True
+        while more:
+            message = await receive()
+            chunks.append(message.get("body", b""))
+            more = message.get("more_body", False)
+        body = b"".join(chunks)
+        # in a thread: the first check loads the catalogue from disk (no blocking call on the event loop)
+        refusal = await asyncio.to_thread(self._refusal, body, on_thread=scope["path"].startswith("/threads/"))
+        if refusal is not None:
+            await JSONResponse({"error": "InvalidRequest", "message": refusal}, status_code=422)(scope, receive, send)
+            return
+        replayed = False
+
+        async def replay() -> dict[str, Any]:
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await self.app(scope, replay, send)
+
+    @staticmethod
+    def _refusal(body: bytes, *, on_thread: bool) -> str | None:
+        try:
+            payload = json.loads(body or b"{}")
+            request = payload.get("input") if isinstance(payload, dict) else None
+            if not isinstance(request, dict) or "messages" in request:
+                return None  # a chat turn's messages are read by the graph's own reducer first
+            catalog = catalogue.load()[0]
+            precheck_request(request, catalog, max_k_of(catalog), has_session=on_thread)
+        except InvalidRequest as error:
+            return str(error)
+        except Exception:  # not ours to judge here: the graph validates (and answers) it
+            return None
+        return None
+
+
 app = Starlette(
+    middleware=[Middleware(RequestCheck)],
     routes=[
         Route("/semsr", page),
         Route("/semsr/", to_page),
         Route("/semsr/search", search),
         Route("/semsr/info", info),
-    ]
+    ],
 )

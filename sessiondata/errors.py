@@ -39,9 +39,9 @@ class DataError(ValueError):
         if self.line is not None:
             where.append(f"line {self.line}")
         if self.field is not None:
-            where.append(f"field {self.field!r}")
+            where.append(f"field {short_repr(self.field)}")
         prefix = ", ".join(where)
-        value = f" (value: {self.value!r})" if self.value is not None else ""
+        value = f" (value: {short_repr(self.value)})" if self.value is not None else ""
         return f"{prefix}: {self.reason}{value}" if prefix else f"{self.reason}{value}"
 
 
@@ -50,7 +50,11 @@ VALUE_CHARS = 60  # values are shortened in messages: a 5,000-digit id must not 
 
 def short_repr(value: object, limit: int = VALUE_CHARS) -> str:
     """``repr(value)`` cut to ``limit`` characters (with the length said), on one line."""
-    text = repr(value).replace("\n", " ").replace("\r", " ")  # reprs of odd objects may span lines
+    try:
+        text = repr(value)
+    except Exception:  # an int past Python's digit limit, an object whose __repr__ fails
+        text = f"<{type(value).__name__} that cannot be shown>"
+    text = text.replace("\n", " ").replace("\r", " ")  # reprs of odd objects may span lines
     if len(text) <= limit:
         return text
     return f"{text[: limit - 1]}… ({len(text)} chars)"

@@ -5,7 +5,8 @@ else recommends the wrong products:
 
 * an integer catalogue (Beauty) takes ``int`` values and strings spelling an integer (``"5788"``,
   surrounding whitespace allowed); a string catalogue (Amazon-M2 ASINs) takes strings only;
-* booleans, floats, bytes, lists, dicts, ``None`` and empty or over-long strings are errors;
+* booleans, floats, bytes, lists, dicts, ``None``, empty or over-long strings and integers outside 64 bits
+  are errors, and so is a request of more than ``MAX_ITEMS`` ids;
 * a well-formed id that the catalogue lacks is *unknown*: reported, skipped, never an error.
 """
 
@@ -19,6 +20,8 @@ from sessiondata.errors import InvalidRequest
 from sessiondata.schema import Catalog, ItemId
 
 MAX_ID_CHARS = 200
+MAX_ITEMS = 10_000  # ids in one request (a session longer than this is not a shopper's)
+INT64 = 2**63
 _INTEGER = re.compile(r"[+-]?[0-9]{1,20}")
 
 
@@ -30,6 +33,8 @@ def parse_item_id(catalog: Catalog, raw: object, *, field: str = "items") -> Ite
     if isinstance(raw, int):
         if not catalog.numeric_ids:
             raise InvalidRequest(field, raw, "item ids of this dataset are strings; quote the id")
+        if not -INT64 <= raw < INT64:
+            raise InvalidRequest(field, raw, "an integer item id fits in 64 bits (at most 19 digits)")
         return raw
     text = raw.strip()
     if not text:
@@ -38,8 +43,8 @@ def parse_item_id(catalog: Catalog, raw: object, *, field: str = "items") -> Ite
         raise InvalidRequest(field, raw, f"an item id has at most {MAX_ID_CHARS} characters")
     if not catalog.numeric_ids:
         return text
-    if not _INTEGER.fullmatch(text):
-        raise InvalidRequest(field, raw, "item ids of this dataset are integers (at most 20 digits)")
+    if not _INTEGER.fullmatch(text) or not -INT64 <= int(text) < INT64:
+        raise InvalidRequest(field, raw, "item ids of this dataset are integers (64-bit, at most 19 digits)")
     return int(text)
 
 
@@ -62,6 +67,8 @@ def resolve_items(catalog: Catalog, values: object, *, field: str = "items") -> 
     """
     if isinstance(values, str | bytes) or not isinstance(values, list | tuple):
         raise InvalidRequest(field, values, "must be a list of item ids, e.g. [5788, 12093]")
+    if len(values) > MAX_ITEMS:
+        raise InvalidRequest(field, f"{len(values)} ids", f"takes at most {MAX_ITEMS:,} item ids per request")
     resolved = ResolvedItems()
     for position, raw in enumerate(values):
         item_id = parse_item_id(catalog, raw, field=f"{field}[{position}]")

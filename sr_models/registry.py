@@ -7,7 +7,6 @@ read-only ones shipped in ``sr_models/tuned/``, so the harness, the CLI and the 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +20,7 @@ from sr_models.env import ModelEnv
 from sr_models.knn import SKNN, SessionKNN
 from sr_models.neural.specs import neural_specs
 from sr_models.popularity import Popularity
+from sr_models.records import TunedRecord, read_record
 from sr_models.rules import SequentialRules
 from sr_models.title_knn import TitleKNN
 
@@ -99,13 +99,8 @@ def tuned_record(dataset: str, model: str, tuned_dir: Path | None = None) -> tup
             continue
         path = tuned_path(directory, dataset, model)
         if path.exists():
-            try:
-                record = json.loads(path.read_text())
-                return dict(record), path
-            except (json.JSONDecodeError, OSError) as error:
-                raise ConfigError(
-                    "tuned", str(path), f"unreadable tuning record ({error}); rerun `semsr tune`"
-                ) from None
+            fix = f"semsr tune --dataset {dataset} --pipeline {model}"
+            return read_record(path, TunedRecord, fix).model_dump(mode="json"), path
     return None
 
 

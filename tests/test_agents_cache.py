@@ -76,3 +76,18 @@ def test_replay_without_a_cache_file_is_a_clear_error(tmp_path):
         ResponseCache(tmp_path / "missing.sqlite", "replay")
     with pytest.raises(ConfigError, match=r"llm\.cache_mode"):
         ResponseCache(tmp_path / "x.sqlite", "sometimes")  # type: ignore[arg-type]
+
+
+def test_only_validated_replies_are_stored_so_a_recovered_llm_is_used(tmp_path):
+    """A bad reply (retried once, still bad) is never cached: once the LLM answers well, it is asked again."""
+    path = tmp_path / "llm.sqlite"
+    bad = tool_call("Intent", {**ANSWER, "keywords": ["one"]})  # fails the schema (3 keywords at least)
+    with FakeChatServer([bad, bad, tool_call("Intent", ANSWER)]) as server:
+        recorder = client(server, path, "record")
+        with pytest.raises(LLMFailure, match="malformed"):
+            infer_intent(["Maybelline Mascara"], recorder)
+        assert len(ResponseCache(path, "record")) == 0
+        recovered = infer_intent(["Maybelline Mascara"], recorder)
+        assert recovered.summary == ANSWER["summary"] and len(server.requests) == 3
+        assert infer_intent(["Maybelline Mascara"], recorder) == recovered  # now a hit
+    assert len(server.requests) == 3 and len(ResponseCache(path, "record")) == 1

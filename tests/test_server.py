@@ -53,8 +53,25 @@ def test_runs_wait_serves_the_prepared_profile(client, slice_prepared):
     output = client.runs.wait(None, "semsr", input={"items": items, "k": 4})
     assert len(output["recommendations"]) == 4 and output["session"] == items
     assert output["profile"]["name"] == "fused" and all(r["reasons"] for r in output["recommendations"])
-    refused = client.runs.wait(None, "semsr", input={"items": items, "k": 0}, raise_error=False)
-    assert refused["__error__"]["error"] == "InvalidRequest" and "k=0" in refused["__error__"]["message"]
+
+
+def _post(url: str, body: dict) -> tuple[int, dict]:
+    request = urllib.request.Request(url, json.dumps(body).encode(), {"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as answer:
+            return answer.status, json.loads(answer.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def test_a_bad_request_is_http_422_with_the_api_text_and_writes_no_thread_state(server, client, slice_prepared):
+    items = _ids(slice_prepared, 11)
+    status, body = _post(f"{server}/runs/wait", {"assistant_id": "semsr", "input": {"items": items, "k": 0}})
+    assert status == 422 and body == {"error": "InvalidRequest", "message": "k=0: must be an integer from 1 to 100"}
+    thread = client.threads.create()["thread_id"]
+    status, body = _post(f"{server}/threads/{thread}/runs/wait", {"assistant_id": "semsr", "input": {"items": "5788"}})
+    assert status == 422 and "must be a list of item ids" in body["message"] and "\n" not in body["message"]
+    assert not client.threads.get_state(thread)["values"]
 
 
 def test_a_two_turn_conversation_through_langgraph_sdk(client, slice_prepared):

@@ -13,7 +13,15 @@ import zlib
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
-from sessiondata.errors import DataError
+from sessiondata.errors import DataError, short_repr
+
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1  # ids and times are stored in int64 arrays
+
+
+def _in_int64(number: int, *, file: Path, line: int, field: str, value: str) -> int:
+    if not INT64_MIN <= number <= INT64_MAX:
+        raise DataError("out of the 64-bit integer range", file=file, line=line, field=field, value=value[:40])
+    return number
 
 
 def open_text(path: Path) -> io.TextIOBase:
@@ -48,9 +56,13 @@ def read_rows(
         if header_transform is not None:
             header = [header_transform(cell) for cell in header]
         header = [cell.strip() for cell in header]
+        if not any(header):
+            raise DataError("the header row (line 1) is empty", file=path, line=1)
         for column in required:
             if column not in header:
-                raise DataError(f"missing column; the header has {header}", file=path, line=1, field=column)
+                raise DataError(
+                    f"missing column; the header has {short_repr(header, 120)}", file=path, line=1, field=column
+                )
         positions = {name: header.index(name) for name in header}
         any_row = False
         while True:
@@ -64,6 +76,14 @@ def read_rows(
                 missing = header[len(row)]
                 raise DataError(
                     f"row has {len(row)} fields, the header has {len(header)}", file=path, line=line, field=missing
+                )
+            if len(row) > len(header):  # a cut-and-joined line, or an unquoted delimiter inside a value
+                raise DataError(
+                    f"row has {len(row)} fields, the header has {len(header)} (quote values holding {delimiter!r})",
+                    file=path,
+                    line=line,
+                    field=header[-1],
+                    value=row[len(header)],
                 )
             any_row = True
             yield line, {name: row[pos] for name, pos in positions.items()}
@@ -83,7 +103,9 @@ def parse_int(value: str, *, file: Path, line: int, field: str) -> int:
     """An integer cell, or a :class:`DataError` naming where it is."""
     text = value.strip()
     try:
-        return int(text)
+        return _in_int64(int(text), file=file, line=line, field=field, value=value)
+    except DataError:
+        raise
     except ValueError:
         try:
             as_float = float(text)
@@ -93,7 +115,7 @@ def parse_int(value: str, *, file: Path, line: int, field: str) -> int:
             raise DataError("not a finite number", file=file, line=line, field=field, value=value) from None
         if not as_float.is_integer():
             raise DataError("not an integer", file=file, line=line, field=field, value=value) from None
-        return int(as_float)
+        return _in_int64(int(as_float), file=file, line=line, field=field, value=value)
 
 
 def parse_time(value: str, *, file: Path, line: int, field: str) -> int:
@@ -106,7 +128,7 @@ def parse_time(value: str, *, file: Path, line: int, field: str) -> int:
     else:
         if as_float != as_float or as_float in (float("inf"), float("-inf")):
             raise DataError("not a finite time", file=file, line=line, field=field, value=value)
-        return int(as_float)
+        return _in_int64(int(as_float), file=file, line=line, field=field, value=value)
     from datetime import UTC, datetime
 
     try:
@@ -117,4 +139,4 @@ def parse_time(value: str, *, file: Path, line: int, field: str) -> int:
         ) from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return int(moment.timestamp())
+    return _in_int64(int(moment.timestamp()), file=file, line=line, field=field, value=value)

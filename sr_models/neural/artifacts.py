@@ -21,6 +21,7 @@ from safetensors.torch import load_file, save_file
 
 from sessiondata.errors import ConfigError, DataError
 from sessiondata.files import exclusive_lock
+from sr_models.records import EpochRecord, read_record
 
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
@@ -50,11 +51,13 @@ class ArtifactStore:
         path = self.epochs_path(dataset, name, params)
         if not path.exists():
             return None
-        return int(json.loads(path.read_text())["best_epoch"])
+        fix = f"delete it and rerun the validation fit of {name} (semsr prepare / semsr train)"
+        return read_record(path, EpochRecord, fix).best_epoch
 
     def write_epochs(self, dataset: str, name: str, params: dict[str, Any], record: dict[str, Any]) -> Path:
         path = self.epochs_path(dataset, name, params)
         path.parent.mkdir(parents=True, exist_ok=True)
+        EpochRecord.model_validate(record)  # what is read back later must pass the same model
         path.write_text(json.dumps(record, indent=2, default=str) + "\n")
         return path
 
