@@ -208,34 +208,13 @@ def _to_answer(output: dict[str, Any], thread_id: str | None) -> Answer:
     return Answer(**fields, question=question, thread_id=thread_id)
 
 
-def recommend(
-    items: Sequence[Any],
-    k: int = 10,
-    thread_id: str | None = None,
-    *,
-    context: Context | None = None,
-    callbacks: Sequence[Any] = (),
-    reset: bool = False,
-    allow_partial: bool = False,
-    query: str | None = None,
-    exclude: Sequence[Any] | None = None,
-    must_include: Sequence[str] | None = None,
-    must_not_include: Sequence[str] | None = None,
-) -> Answer:
-    """Next products for a session (or for a thread's session plus ``items``); see :meth:`SemSR.recommend`."""
-    return default_semsr().recommend(
-        items,
-        k,
-        thread_id,
-        context=context,
-        callbacks=callbacks,
-        reset=reset,
-        allow_partial=allow_partial,
-        query=query,
-        exclude=exclude,
-        must_include=must_include,
-        must_not_include=must_not_include,
-    )
+def recommend(items: Sequence[Any], k: int = 10, thread_id: str | None = None, **options: Any) -> Answer:
+    """Next products for a session (or for a thread's session plus ``items``) from the default profile.
+
+    ``options`` are :meth:`SemSR.recommend`'s keyword arguments (``context``, ``callbacks``, ``reset``,
+    ``allow_partial``, ``query``, ``exclude``, ``must_include``, ``must_not_include``), documented there once.
+    """
+    return default_semsr().recommend(items, k, thread_id, **options)
 
 
 def answer(thread_id: str, reply: str, *, context: Context | None = None, callbacks: Sequence[Any] = ()) -> Answer:
