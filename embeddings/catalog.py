@@ -121,12 +121,22 @@ def embed_space(
     provider = provider or default_provider()
     postprocess = postprocess or PostprocessConfig()
     raw = embed_catalog(catalog, provider, cache_dir=cache_dir, progress=progress)
+    return postprocess_catalog(raw, catalog, provider.id, postprocess, cache_dir=cache_dir)
+
+
+def postprocess_catalog(
+    vectors: np.ndarray, catalog: Catalog, vectors_id: str, postprocess: PostprocessConfig, *, cache_dir: Path | None
+) -> tuple[np.ndarray, Transform]:
+    """``postprocess`` fitted on (and applied to) catalogue ``vectors`` made by ``vectors_id`` (an embedder,
+    or an embedder plus adapter: the id keys the saved transform)."""
     if postprocess.identity:
-        return raw, catalog_transform(raw, postprocess, embedder_id=provider.id, catalog_digest="", cache_dir=None)
+        return vectors, catalog_transform(
+            vectors, postprocess, embedder_id=vectors_id, catalog_digest="", cache_dir=None
+        )
     transform = catalog_transform(
-        raw, postprocess, embedder_id=provider.id, catalog_digest=catalog_digest(catalog), cache_dir=cache_dir
+        vectors, postprocess, embedder_id=vectors_id, catalog_digest=catalog_digest(catalog), cache_dir=cache_dir
     )
-    return np.ascontiguousarray(transform.apply(raw), dtype=np.float32), transform
+    return np.ascontiguousarray(transform.apply(vectors), dtype=np.float32), transform
 
 
 def space_provider(

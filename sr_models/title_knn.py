@@ -24,7 +24,8 @@ from typing import Any, Literal, Self
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from embeddings.catalog import embed_space
+from embeddings.adapter import AdapterConfig, adapted_vectors
+from embeddings.catalog import embed_catalog, postprocess_catalog
 from embeddings.config import EmbedderConfig, default_provider
 from embeddings.postprocess import PostprocessConfig, space_id
 from embeddings.session import PoolingMode, position_weights, session_vectors
@@ -46,7 +47,14 @@ class TitleKNNConfig(BaseModel):
     center: bool = Field(False, description="Post-processing: subtract the catalogue's mean title vector.")
     whiten: float = Field(0.0, ge=0.0, le=1.0, description="Whitening strength alpha (singular value^-alpha).")
     keep: float = Field(1.0, gt=0.0, le=1.0, description="Share of leading principal directions kept (PCA).")
+    adapter_epochs: int = Field(0, ge=0, le=100, description="Contrastive adapter epochs on training pairs (0 = none).")
+    adapter_window: int = Field(1, ge=1, le=10, description="Adapter pairs: items at most this many steps apart.")
+    adapter_lr: float = Field(1e-3, gt=0.0, le=1.0, description="Adapter learning rate (Adam).")
     embedder: EmbedderConfig | None = Field(None, description="Title embedder; None = the project's (settings).")
+
+    @property
+    def adapter(self) -> AdapterConfig:
+        return AdapterConfig(epochs=self.adapter_epochs, window=self.adapter_window, lr=self.adapter_lr)
 
     @property
     def postprocess(self) -> PostprocessConfig:
@@ -70,19 +78,30 @@ class TitleKNN(Recommender):
     def params(self) -> dict[str, Any]:
         params = self.config.model_dump(mode="json", exclude={"embedder"})
         provider = default_provider(self.embedder_config, threads=self.env.threads)
-        params["embedder"] = space_id(provider.id, self.config.postprocess)
+        adapter = self.config.adapter.id
+        params["embedder"] = space_id(f"{provider.id}+{adapter}" if adapter else provider.id, self.config.postprocess)
         return params
 
     def fit(self, data: TrainData) -> Self:
         provider = default_provider(self.embedder_config, threads=self.env.threads)
-        self.vectors, _ = embed_space(
-            data.catalog,
-            provider,
-            self.config.postprocess,
-            cache_dir=self.env.embeddings_dir,
-            progress=self.env.progress,
+        env = self.env
+        vectors = embed_catalog(data.catalog, provider, cache_dir=env.embeddings_dir, progress=env.progress)
+        vectors_id = provider.id
+        if self.config.adapter_epochs:  # trained on these training sessions only; keyed by their digest
+            vectors = adapted_vectors(
+                vectors,
+                [session.items for session in data.sessions],
+                self.config.adapter,
+                embedder_id=provider.id,
+                train_digest=data.digest,
+                cache_dir=env.embeddings_dir,
+                progress=env.progress,
+            )
+            vectors_id = f"{provider.id}+{self.config.adapter.id}-{data.digest[:16]}"
+        self.vectors, _ = postprocess_catalog(
+            vectors, data.catalog, vectors_id, self.config.postprocess, cache_dir=env.embeddings_dir
         )
-        self.embedder_id = space_id(provider.id, self.config.postprocess)
+        self.embedder_id = str(self.params()["embedder"])
         self.n_items = data.n_items
         counts = item_counts(data.sessions, data.n_items)
         self.prior = self.config.popularity_weight * np.log1p(counts) / max(np.log1p(counts.max()), 1e-12)
