@@ -85,8 +85,11 @@ def fit_transform(vectors: np.ndarray, config: PostprocessConfig) -> Transform:
         return Transform(config, np.zeros(dim), np.eye(dim))
     mean = vectors.mean(axis=0) if config.center else np.zeros(dim)
     _, singular, right = np.linalg.svd(vectors - mean, full_matrices=False)
-    keep = min(config.out_dims(dim), right.shape[0])
-    scale = np.maximum(singular[:keep] / np.sqrt(max(n - 1, 1)), 1e-8) ** -config.alpha
+    # directions without variance (a catalogue smaller than the dimension, centring's lost one) are dropped:
+    # whitening would blow their rounding noise up to the size of the real directions
+    rank = int(np.sum(singular > singular[0] * 1e-5)) if singular.size and singular[0] > 0 else 0
+    keep = max(1, min(config.out_dims(dim), rank))
+    scale = (singular[:keep] / np.sqrt(max(n - 1, 1))) ** -config.alpha
     return Transform(config, mean, right[:keep].T * scale[None, :])
 
 

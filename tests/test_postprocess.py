@@ -45,6 +45,9 @@ def test_full_whitening_gives_unit_covariance_and_alpha_zero_only_centres() -> N
     # keep takes a share of the leading directions; the identity config changes nothing
     assert fit_transform(vectors, PostprocessConfig(center=True, alpha=0.5, keep=0.25)).apply(vectors).shape == (400, 4)
     np.testing.assert_allclose(fit_transform(vectors, PostprocessConfig()).apply(vectors), vectors, atol=1e-6)
+    # fewer vectors than dimensions: only the directions with variance are kept (no blown-up noise)
+    few = fit_transform(vectors[:5], PostprocessConfig(center=True, alpha=1.0))
+    assert few.out_dim == 4 and np.isfinite(few.apply(vectors)).all()
     with pytest.raises(ConfigError, match="two"):
         fit_transform(vectors[:1], PostprocessConfig(center=True))
 
