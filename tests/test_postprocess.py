@@ -132,3 +132,19 @@ def test_centring_removes_the_anisotropy_of_real_minilm_title_vectors(beauty, tm
         return float(singular[0] ** 2 / (singular**2).sum())
 
     assert top_share(whitened) < 0.5 * top_share(raw), (top_share(whitened), top_share(raw))
+
+
+def test_the_chroma_index_holds_and_queries_the_post_processed_space(tmp_path: Path) -> None:
+    from tools.chroma_index import CatalogIndex
+
+    titles = tuple(f"lotion {i} for skin type {i % 9} and hair {i % 5}" for i in range(80))
+    catalog = Catalog(ids=tuple(range(80)), titles=titles)
+    provider = CountingProvider(dim=32)
+    vectors, transform = embed_space(catalog, provider, PostprocessConfig(center=True, alpha=0.5), cache_dir=tmp_path)
+    queries = space_provider(provider, transform, tmp_path)
+    index = CatalogIndex(catalog, "tag", provider=queries, store_path=tmp_path / "chroma", embeddings_dir=tmp_path)
+    assert index.name.endswith("pp-c1-a0.5-k1")  # another space, another collection
+    index.build(vectors=vectors)
+    hits = index.query_text(titles[7], 3)  # the query text goes through the same transform as the catalogue
+    assert hits[0].index == 7 and hits[0].score == pytest.approx(1.0, abs=1e-4)
+    np.testing.assert_allclose(hits[1].score, float(vectors[hits[1].index] @ vectors[7]), atol=1e-4)
