@@ -19,6 +19,7 @@ import numpy as np
 from embeddings.base import EmbeddingProvider, normalise_text
 from embeddings.cache import CachedProvider, EmbeddingCache
 from embeddings.config import default_provider
+from embeddings.postprocess import PostprocessConfig, PostprocessedProvider, Transform, catalog_transform
 from embeddings.precomputed import FileEmbeddingProvider
 from sessiondata.schema import Catalog
 
@@ -47,7 +48,7 @@ def open_cache(directory: Path) -> EmbeddingCache:
 def cached(provider: EmbeddingProvider, cache_dir: Path | None) -> EmbeddingProvider:
     """``provider`` behind the on-disk cache in ``cache_dir`` (``settings.paths.embeddings``); returned as
     it is when ``cache_dir`` is None, already cached, or a file provider (nothing to save)."""
-    if cache_dir is None or isinstance(provider, CachedProvider | FileEmbeddingProvider):
+    if cache_dir is None or isinstance(provider, CachedProvider | FileEmbeddingProvider | PostprocessedProvider):
         return provider
     return CachedProvider(provider, open_cache(cache_dir))
 
@@ -96,3 +97,51 @@ def clear_memory() -> None:
     """Forget in-memory matrices (tests use it to prove the on-disk cache alone suffices)."""
     with _lock:
         _memo.clear()
+
+
+def catalog_digest(catalog: Catalog) -> str:
+    """sha256 over the catalogue's ids and embedded texts (part of every post-processing artefact key)."""
+    return _catalog_digest(catalog, catalog_texts(catalog))
+
+
+def embed_space(
+    catalog: Catalog,
+    provider: EmbeddingProvider | None = None,
+    postprocess: PostprocessConfig | None = None,
+    *,
+    cache_dir: Path | None = None,
+    progress: bool = False,
+) -> tuple[np.ndarray, Transform]:
+    """:func:`embed_catalog` followed by ``postprocess`` (:mod:`embeddings.postprocess`), fitted on these
+    catalogue vectors (saved and reused under ``cache_dir``); returns the rows and the fitted transform.
+
+    This is what every consumer of title vectors calls: the title-kNN source, the Chroma index and the
+    SemSR-I/-F inputs, so they all see the same space for the same settings.
+    """
+    provider = provider or default_provider()
+    postprocess = postprocess or PostprocessConfig()
+    raw = embed_catalog(catalog, provider, cache_dir=cache_dir, progress=progress)
+    return postprocess_catalog(raw, catalog, provider.id, postprocess, cache_dir=cache_dir)
+
+
+def postprocess_catalog(
+    vectors: np.ndarray, catalog: Catalog, vectors_id: str, postprocess: PostprocessConfig, *, cache_dir: Path | None
+) -> tuple[np.ndarray, Transform]:
+    """``postprocess`` fitted on (and applied to) catalogue ``vectors`` made by ``vectors_id`` (an embedder,
+    or an embedder plus adapter: the id keys the saved transform)."""
+    if postprocess.identity:
+        return vectors, catalog_transform(
+            vectors, postprocess, embedder_id=vectors_id, catalog_digest="", cache_dir=None
+        )
+    transform = catalog_transform(
+        vectors, postprocess, embedder_id=vectors_id, catalog_digest=catalog_digest(catalog), cache_dir=cache_dir
+    )
+    return np.ascontiguousarray(transform.apply(vectors), dtype=np.float32), transform
+
+
+def space_provider(
+    provider: EmbeddingProvider, transform: Transform, cache_dir: Path | None = None
+) -> EmbeddingProvider:
+    """``provider`` itself for the identity, else the provider that maps query texts into the same space
+    (raw vectors cached in ``cache_dir`` under the raw embedder's id, then transformed)."""
+    return provider if transform.config.identity else PostprocessedProvider(cached(provider, cache_dir), transform)

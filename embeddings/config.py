@@ -14,6 +14,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from embeddings.base import EmbeddingProvider
+from embeddings.postprocess import PostprocessConfig
 from sessiondata.errors import ConfigError
 
 
@@ -30,6 +31,10 @@ class EmbedderConfig(BaseModel):
     batch_size: int = Field(64, ge=1, le=2048, description="Texts per forward pass or HTTP request.")
     max_seq_length: int = Field(128, ge=8, le=256, description="MiniLM truncation in word pieces.")
     timeout: float = Field(60.0, gt=0, description="Seconds to wait for one HTTP request.")
+    postprocess: PostprocessConfig = Field(
+        default_factory=PostprocessConfig,
+        description="Centring/PCA/whitening of the vectors for the Chroma index and SemSR-I/-F (default none).",
+    )
 
 
 def _default_threads() -> int:
@@ -71,7 +76,7 @@ def default_provider(config: EmbedderConfig | None = None, *, threads: int | Non
     ``threads`` applies when the provider is first built (torch's thread pool is process-wide anyway).
     """
     config = config or EmbedderConfig()
-    key = config.model_dump_json()
+    key = config.model_dump_json(exclude={"postprocess"})  # post-processing is applied above the provider
     with _lock:
         if key not in _providers:
             _providers[key] = build_provider(config, threads=threads)

@@ -19,7 +19,16 @@ from sessiondata.protocol import EvalCase
 from sr_models.base import Recommendation
 from sr_models.ranking import conservative_cut
 
-TIE_MARGIN = 10
+TIE_MARGIN = 10  # extra items asked for, so the conservative tie rule sees ties just past k
+
+
+def replay_k(k: int, max_k: int) -> int:
+    """The k a replay asks the graph for: ``k + TIE_MARGIN`` within what the graph serves (``max_k``, 100).
+    At the largest cut-off (100) the margin is what fits: a target tied with an item past the served list
+    cannot be seen there, which can only move HR/MRR@100 by such rare boundary ties."""
+    return min(k + TIE_MARGIN, max(k, max_k))
+
+
 GRAPH_PIPELINES = PROFILES  # every serving profile is a pipeline of the same name
 
 
@@ -76,7 +85,7 @@ class GraphPipeline:
             raise ValueError("the graph always excludes the session's own items; use exclude_seen=True")
         catalog = self.serving.catalog
         results = []
-        for case, output in zip(cases, self.invoke_many(cases, k + TIE_MARGIN), strict=True):
+        for case, output in zip(cases, self.invoke_many(cases, replay_k(k, self.serving.max_k)), strict=True):
             items = [catalog.index_of(r["item_id"]) for r in output["recommendations"]]
             scores = [float(r["score"]) for r in output["recommendations"]]
             items, scores = conservative_cut(items, scores, case.target, k)

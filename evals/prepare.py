@@ -125,12 +125,16 @@ def tune_missing(settings: Settings, protocol: Protocol, spec: ProfileSpec, *, p
 
 def prepare_index(settings: Settings, protocol: Protocol) -> dict[str, Any]:
     """The Chroma catalogue index (built from the embedding cache; resumable), for text retrieval."""
-    from embeddings.catalog import embed_catalog
+    from embeddings.catalog import embed_space, space_provider
     from embeddings.config import default_provider
     from tools.chroma_index import CatalogIndex
 
     catalog = protocol.dataset.catalog
-    provider = default_provider(settings.embedder, threads=settings.threads)
+    raw = default_provider(settings.embedder, threads=settings.threads)
+    vectors, transform = embed_space(
+        catalog, raw, settings.embedder.postprocess, cache_dir=settings.paths.embeddings, progress=settings.progress
+    )
+    provider = space_provider(raw, transform, settings.paths.embeddings)
     tag = protocol.dataset.fingerprint().short
     index = CatalogIndex(
         catalog,
@@ -143,7 +147,6 @@ def prepare_index(settings: Settings, protocol: Protocol) -> dict[str, Any]:
     )
     with exclusive_lock(settings.paths.chroma / index.name):
         if index.count() < len(catalog):
-            vectors = embed_catalog(catalog, provider, cache_dir=settings.paths.embeddings, progress=settings.progress)
             index.build(vectors=vectors, progress=settings.progress)
     return {"collection": index.name, "dataset_tag": tag, "embedder": provider.id, "n_items": index.count()}
 

@@ -22,7 +22,8 @@ from evals.published import published_metrics
 from sessiondata.errors import ConfigError
 
 COMPARABLE_KEYS = ("dataset", "fold", "filters", "target", "k", "ties", "exclude_seen", "cases_sha256", "limit")
-HEADLINE = ("hr@20", "ndcg@20", "mrr@20", "hr@10", "mrr@10", "coverage@20")
+HEADLINE = ("hr@20", "ndcg@20", "mrr@20", "hr@10", "mrr@10", "hr@50", "hr@100", "coverage@20")
+RECALL_KS = (20, 50, 100)  # the recall claim is judged at each cut-off the runs were scored at
 SEMANTIC = {"semantic", "llm-agent"}
 FUSED_PREFIX = ("fused", "graph-")
 
@@ -120,16 +121,20 @@ def claims(runs: list[Run]) -> list[str]:
     fused = [n for n in by_name if n.startswith(FUSED_PREFIX)]
     data_driven = [n for n in by_name if n not in SEMANTIC and not n.startswith(FUSED_PREFIX) and n != "popularity"]
     lines = []
+    ks = [k for k in RECALL_KS if all(f"hr@{k}" in metrics for metrics in by_name.values())]
     if semantic and data_driven:
+        for k in ks:
+            metric = f"hr@{k}"
+            best_sem = max(semantic, key=lambda n: by_name[n][metric])
+            best_dd_hr = max(data_driven, key=lambda n: by_name[n][metric])
+            holds = by_name[best_sem][metric] > by_name[best_dd_hr][metric]
+            lines.append(
+                f"- Semantic methods lead on recall (HR@{k}): **{'holds' if holds else 'does not hold'}** — best "
+                f"semantic `{best_sem}` {by_name[best_sem][metric]:.4f} vs best data-driven `{best_dd_hr}` "
+                f"{by_name[best_dd_hr][metric]:.4f}."
+            )
         best_sem = max(semantic, key=lambda n: by_name[n]["hr@20"])
-        best_dd_hr = max(data_driven, key=lambda n: by_name[n]["hr@20"])
         best_dd_mrr = max(data_driven, key=lambda n: by_name[n]["mrr@20"])
-        holds = by_name[best_sem]["hr@20"] > by_name[best_dd_hr]["hr@20"]
-        lines.append(
-            f"- Semantic methods lead on recall: **{'holds' if holds else 'does not hold'}** — best semantic "
-            f"`{best_sem}` HR@20 {by_name[best_sem]['hr@20']:.4f} vs best data-driven `{best_dd_hr}` "
-            f"{by_name[best_dd_hr]['hr@20']:.4f}."
-        )
         holds = by_name[best_dd_mrr]["mrr@20"] > by_name[best_sem]["mrr@20"]
         lines.append(
             f"- Data-driven models lead on MRR: **{'holds' if holds else 'does not hold'}** — `{best_dd_mrr}` "
@@ -138,13 +143,13 @@ def claims(runs: list[Run]) -> list[str]:
     if fused and (semantic or data_driven):
         best_fused = max(fused, key=lambda n: by_name[n]["ndcg@20"])
         others = semantic + data_driven
-        beaten = [
-            n for n in others if all(by_name[best_fused][m] > by_name[n][m] for m in ("hr@20", "mrr@20", "ndcg@20"))
-        ]
+        judged = ["hr@20", "mrr@20", "ndcg@20", *(f"hr@{k}" for k in ks if k != 20)]
+        beaten = [n for n in others if all(by_name[best_fused][m] > by_name[n][m] for m in judged)]
         holds = len(beaten) == len(others)
+        names = ", ".join(m.upper() for m in judged)
         lines.append(
             f"- Fusion beats both: **{'holds' if holds else 'does not hold'}** — `{best_fused}` beats "
-            f"{len(beaten)} of {len(others)} single sources on HR@20, MRR@20 and NDCG@20 at once."
+            f"{len(beaten)} of {len(others)} single sources on {names} at once."
         )
     return lines
 
@@ -219,7 +224,7 @@ def write_report(
         rows = [
             [r.name, "SemSR", *(f"{r.metrics['metrics'].get(m, float('nan')):.4f}" for m in HEADLINE)] for r in runs
         ]
-        rows += [[n, "published", *(f"{v.get(m, np.nan):.4f}" for m in HEADLINE)] for n, v in published.items()]
+        rows += [[n, "published", *(f"{v[m]:.4f}" if m in v else "—" for m in HEADLINE)] for n, v in published.items()]
         sections.append(_table(rows, ["model", "source", *HEADLINE]))
     sections += ["", "## Do the paper's claims hold on this data?", "", *claims(runs)]
     significance_rows = significance(runs)

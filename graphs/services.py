@@ -152,14 +152,20 @@ class ServingProfile:
         return self._once("_index", self._open_index)
 
     def _open_index(self) -> Any:
+        from embeddings.catalog import embed_space, space_provider
         from tools.chroma_index import CatalogIndex
 
         if not self.manifest.index:
             raise ConfigError("index", None, f"profile {self.spec.name!r} was prepared without an index")
+        provider = self.embedder
+        post = self.settings.embedder.postprocess
+        if not post.identity:  # the index holds post-processed vectors: queries go through the same transform
+            _, transform = embed_space(self.catalog, provider, post, cache_dir=self.settings.paths.embeddings)
+            provider = space_provider(provider, transform, self.settings.paths.embeddings)
         index = CatalogIndex(
             self.catalog,
             str(self.manifest.index["dataset_tag"]),
-            provider=self.embedder,
+            provider=provider,
             chroma=self.settings.chroma,
             store_path=self.settings.paths.chroma,
             embeddings_dir=self.settings.paths.embeddings,

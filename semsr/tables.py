@@ -15,6 +15,8 @@ HEADERS = {
     "hr@10": "HR@10",
     "ndcg@10": "NDCG@10",
     "mrr@10": "MRR@10",
+    "hr@50": "HR@50",
+    "hr@100": "HR@100",
     "coverage@20": "Cov@20",
 }
 

@@ -39,7 +39,10 @@ class ProtocolConfig(BaseModel):
     min_session_length: int = Field(2, ge=2, description="Held-out sessions shorter than this after filtering go.")
     target: Literal["last", "every_prefix"] = "last"
     exclude_seen: bool = Field(True, description="Items already in the prompt may not be recommended.")
-    k_values: tuple[int, ...] = (5, 10, 20)
+    k_values: tuple[int, ...] = Field(
+        (5, 10, 20, 50, 100),
+        description="Cut-offs scored; cases.jsonl keeps the top max(k) items (HR@50/@100 judge coarse retrieval).",
+    )
     tie_rule: Literal["conservative"] = Field(
         "conservative", description="A target tied with other items is ranked after all of them."
     )

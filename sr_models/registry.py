@@ -53,11 +53,14 @@ RULES_GRID = {
     "prompt_decay_lambda": [0.5, 1.0, 2.0],
     "row_normalise": [True, False],
 }
-TITLE_KNN_GRID = {
+TITLE_KNN_GRID = {  # pooling, prior and the vectors' post-processing (embeddings.postprocess) together
     "mode": ["last", "mean", "recency"],
-    "decay": [0.3, 0.5, 0.7, 0.85],
+    "decay": [0.2, 0.35, 0.5, 0.7, 0.85],
     "popularity_weight": [0.0, 0.02, 0.05, 0.1],
     "candidates": ["all", "train"],
+    "center": [False, True],
+    "whiten": [0.0, 0.25, 0.5, 0.75, 1.0],
+    "keep": [1.0, 0.67, 0.33],
 }
 MODELS: dict[str, ModelSpec] = {
     spec.name: spec

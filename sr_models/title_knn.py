@@ -4,10 +4,12 @@ embeddings are to the session's.
 A session becomes one vector (:func:`embeddings.session.session_vectors`: the last item, the plain mean,
 or a recency-weighted mean) and every catalogue item is scored by cosine similarity to it: one numpy
 matmul over the unit-row matrix from :func:`embeddings.embed_catalog`, so it ranks the full catalogue
-exactly. An optional popularity prior (``popularity_weight * log1p(count) / log1p(max count)`` over
-training events) breaks the near-ties of many similar titles in favour of items people actually chose,
-and ``candidates='train'`` restricts the ranking to items seen in training (the protocol's targets
-always are).
+exactly. The catalogue's vectors can first be post-processed (:mod:`embeddings.postprocess`: centring,
+PCA to a share ``keep`` of the directions, whitening of strength ``whiten``), which removes the
+anisotropy of pretrained text embeddings; all three are tuned on validation like the pooling. An optional
+popularity prior (``popularity_weight * log1p(count) / log1p(max count)`` over training events) breaks the
+near-ties of many similar titles in favour of items people actually chose, and ``candidates='train'``
+restricts the ranking to items seen in training (the protocol's targets always are).
 
 This is the project's semantic source in every role: the ``semantic`` pipeline, the graph's
 session-semantics source and the fallback of the LLM agent all use this class with its tuned settings.
@@ -22,8 +24,10 @@ from typing import Any, Literal, Self
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from embeddings.catalog import embed_catalog
+from embeddings.adapter import AdapterConfig, adapted_vectors
+from embeddings.catalog import embed_catalog, postprocess_catalog
 from embeddings.config import EmbedderConfig, default_provider
+from embeddings.postprocess import PostprocessConfig, space_id
 from embeddings.session import PoolingMode, position_weights, session_vectors
 from sr_models.base import Evidence, Recommender, TrainData
 from sr_models.env import ModelEnv
@@ -40,7 +44,21 @@ class TitleKNNConfig(BaseModel):
     decay: float = Field(0.5, gt=0.0, le=1.0, description="'recency': weight decay**distance from the last item.")
     popularity_weight: float = Field(0.0, ge=0.0, description="Weight of the log-popularity prior added to cosine.")
     candidates: Literal["all", "train"] = Field("all", description="'train': only items seen in training sessions.")
+    center: bool = Field(False, description="Post-processing: subtract the catalogue's mean title vector.")
+    whiten: float = Field(0.0, ge=0.0, le=1.0, description="Whitening strength alpha (singular value^-alpha).")
+    keep: float = Field(1.0, gt=0.0, le=1.0, description="Share of leading principal directions kept (PCA).")
+    adapter_epochs: int = Field(0, ge=0, le=100, description="Contrastive adapter epochs on training pairs (0 = none).")
+    adapter_window: int = Field(1, ge=1, le=10, description="Adapter pairs: items at most this many steps apart.")
+    adapter_lr: float = Field(1e-3, gt=0.0, le=1.0, description="Adapter learning rate (Adam).")
     embedder: EmbedderConfig | None = Field(None, description="Title embedder; None = the project's (settings).")
+
+    @property
+    def adapter(self) -> AdapterConfig:
+        return AdapterConfig(epochs=self.adapter_epochs, window=self.adapter_window, lr=self.adapter_lr)
+
+    @property
+    def postprocess(self) -> PostprocessConfig:
+        return PostprocessConfig(center=self.center, alpha=self.whiten, keep=self.keep)
 
 
 class TitleKNN(Recommender):
@@ -59,15 +77,31 @@ class TitleKNN(Recommender):
 
     def params(self) -> dict[str, Any]:
         params = self.config.model_dump(mode="json", exclude={"embedder"})
-        params["embedder"] = default_provider(self.embedder_config, threads=self.env.threads).id
+        provider = default_provider(self.embedder_config, threads=self.env.threads)
+        adapter = self.config.adapter.id
+        params["embedder"] = space_id(f"{provider.id}+{adapter}" if adapter else provider.id, self.config.postprocess)
         return params
 
     def fit(self, data: TrainData) -> Self:
         provider = default_provider(self.embedder_config, threads=self.env.threads)
-        self.vectors = embed_catalog(
-            data.catalog, provider, cache_dir=self.env.embeddings_dir, progress=self.env.progress
+        env = self.env
+        vectors = embed_catalog(data.catalog, provider, cache_dir=env.embeddings_dir, progress=env.progress)
+        vectors_id = provider.id
+        if self.config.adapter_epochs:  # trained on these training sessions only; keyed by their digest
+            vectors = adapted_vectors(
+                vectors,
+                [session.items for session in data.sessions],
+                self.config.adapter,
+                embedder_id=provider.id,
+                train_digest=data.digest,
+                cache_dir=env.embeddings_dir,
+                progress=env.progress,
+            )
+            vectors_id = f"{provider.id}+{self.config.adapter.id}-{data.digest[:16]}"
+        self.vectors, _ = postprocess_catalog(
+            vectors, data.catalog, vectors_id, self.config.postprocess, cache_dir=env.embeddings_dir
         )
-        self.embedder_id = provider.id
+        self.embedder_id = str(self.params()["embedder"])
         self.n_items = data.n_items
         counts = item_counts(data.sessions, data.n_items)
         self.prior = self.config.popularity_weight * np.log1p(counts) / max(np.log1p(counts.max()), 1e-12)

@@ -80,7 +80,7 @@ def test_the_served_profile_names_itself_and_every_item_has_grounded_reasons(sem
 def test_replaying_the_test_cases_through_the_api_gives_the_evaluated_lists(semsr, prepared, settings, tmp_path):
     """What a shopper gets is what we measured: every slice test case through ``recommend`` gives, item for
     item, the list the evaluation wrote to cases.jsonl (after the same conservative tie rule)."""
-    from evals.graph_pipelines import TIE_MARGIN, GraphPipeline
+    from evals.graph_pipelines import GraphPipeline, replay_k
     from evals.harness import CASES_FILE, evaluate, read_records
     from sr_models.ranking import conservative_cut
 
@@ -90,10 +90,11 @@ def test_replaying_the_test_cases_through_the_api_gives_the_evaluated_lists(sems
     catalog = prepared.dataset.catalog
     assert len(records) == len(prepared.test.cases) >= 100
     for case in prepared.test.cases:
-        answer = semsr.recommend(_ids(prepared, case.prompt), k=20 + TIE_MARGIN)
+        k = prepared.config.max_k  # cases.jsonl holds the top 100
+        answer = semsr.recommend(_ids(prepared, case.prompt), k=replay_k(k, 100))
         items = [catalog.index_of(r["item_id"]) for r in answer.recommendations]
         scores = [r["score"] for r in answer.recommendations]
-        served, _ = conservative_cut(items, scores, case.target, 20)
+        served, _ = conservative_cut(items, scores, case.target, k)
         assert [catalog.ids[i] for i in served] == records[case.case_id].recommendations, case.case_id
 
 

@@ -25,7 +25,8 @@ def test_cases_jsonl_contract_and_metrics_match_an_independent_scorer(tmp_path, 
     first = json.loads(lines[0])
     assert {"session_id", "target", "recommendations"} <= set(first)
     assert isinstance(first["target"], int) and all(isinstance(i, int) for i in first["recommendations"])
-    assert len(first["recommendations"]) == 20
+    assert beauty_protocol.config.k_values == (5, 10, 20, 50, 100)
+    assert len(first["recommendations"]) == 100  # the largest cut-off: HR@100 is scored from the file
     # the first test case is the first test session with its last item as target
     case = beauty_protocol.test.cases[0]
     assert first["session_id"] == case.session_id
@@ -33,7 +34,7 @@ def test_cases_jsonl_contract_and_metrics_match_an_independent_scorer(tmp_path, 
     # an independent scorer reading only the file gets the same numbers
     records = [json.loads(line) for line in lines]
     ranks = [rank_of(r["target"], r["recommendations"]) for r in records]
-    for k in (5, 10, 20):
+    for k in beauty_protocol.config.k_values:
         expected = per_case(ranks, k)
         for metric in ("hr", "mrr", "ndcg"):
             assert result.metrics["metrics"][f"{metric}@{k}"] == pytest.approx(expected[metric].mean())

@@ -48,7 +48,7 @@ def test_protocol_card_records_every_choice(beauty_protocol):
     assert len(card["dataset"]["sha256"]) == 16
     assert card["split"]["n_cases"] == 4_469
     assert card["ties"] == "conservative" and card["exclude_seen"] is True
-    assert card["k"] == [5, 10, 20] and card["target"] == "last"
+    assert card["k"] == [5, 10, 20, 50, 100] and card["target"] == "last"
     assert card["pipeline"] == "x"
 
 

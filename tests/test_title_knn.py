@@ -93,11 +93,12 @@ def test_registry_uses_the_validation_tuned_parameters() -> None:
 def test_a_users_tuning_in_semsr_home_wins_over_the_shipped_one(tmp_path: Path) -> None:
     user = tmp_path / "tuned" / "amazon-beauty" / "title-knn.json"
     user.parent.mkdir(parents=True)
-    user.write_text(json.dumps({"params": {"mode": "mean", "decay": 0.7}, "selected_on": "validation fold"}))
+    user.write_text(json.dumps({"params": {"mode": "mean", "decay": 0.3}, "selected_on": "validation fold"}))
     mine = build_model("title-knn", "amazon-beauty", env=ModelEnv(tuned_dir=tmp_path / "tuned"))
-    assert (mine.params()["mode"], mine.params()["decay"]) == ("mean", 0.7)
+    assert (mine.params()["mode"], mine.params()["decay"]) == ("mean", 0.3)
     shipped = build_model("title-knn", "amazon-beauty", env=ModelEnv(tuned_dir=tmp_path / "elsewhere"))
-    assert shipped.params()["mode"] == "last"
+    record = json.loads(tuned_path(SHIPPED_TUNED_DIR, "amazon-beauty", "title-knn").read_text())
+    assert (shipped.params()["mode"], shipped.params()["decay"]) == (record["params"]["mode"], 0.7)
 
 
 def _sub_problem(protocol: Protocol, n_cases: int = 120, n_popular: int = 200):

@@ -8,8 +8,9 @@
   (query: the last item), concatenation with the id model's session representation, and a scaled cosine
   between the fused session vector and fused item vectors, trained with softmax cross-entropy.
 
-The vectors come from one place, ``embeddings.catalog.embed_catalog`` with the project's embedder (MiniLM
-by default, cached on disk); the ``"random"`` source exists for fast tests and development only.
+The vectors come from one place, ``embeddings.catalog.embed_space`` (post-processing included) with the
+project's embedder (MiniLM by default, cached on disk); the ``"random"`` source exists for fast tests and
+development only.
 """
 
 from __future__ import annotations
@@ -23,8 +24,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from embeddings.catalog import embed_catalog
+from embeddings.catalog import embed_space
 from embeddings.config import default_provider
+from embeddings.postprocess import space_id
 from sessiondata.errors import ConfigError
 from sessiondata.schema import Catalog, Session
 from sr_models.env import ModelEnv
@@ -37,7 +39,8 @@ def title_vectors(catalog: Catalog, source: SemanticSource, env: ModelEnv) -> np
     """(n_items, d_text) float32 L2-normalised title embeddings, row = dense item index.
 
     ``"catalog"`` embeds the titles with the project's embedder (``env.embedder``, through the embedding
-    cache in ``env.embeddings_dir``: the one source of title vectors); ``"random"`` is for fast tests only.
+    cache in ``env.embeddings_dir``: the one source of title vectors), post-processed as the embedder config
+    says (``env.embedder.postprocess``: :mod:`embeddings.postprocess`); ``"random"`` is for fast tests only.
     """
     if source == "random":
         rng = np.random.default_rng(12345)
@@ -46,7 +49,9 @@ def title_vectors(catalog: Catalog, source: SemanticSource, env: ModelEnv) -> np
     if source != "catalog":
         raise ConfigError("semantic_source", source, "choose 'catalog' (the configured embedder) or 'random'")
     provider = default_provider(env.embedder, threads=env.threads)
-    vectors = embed_catalog(catalog, provider, cache_dir=env.embeddings_dir, progress=env.progress)
+    vectors, _ = embed_space(
+        catalog, provider, env.embedder.postprocess, cache_dir=env.embeddings_dir, progress=env.progress
+    )
     if vectors.shape[0] != len(catalog):
         raise ConfigError("semantic_source", source, f"gave {vectors.shape[0]} rows for {len(catalog)} items")
     return np.asarray(vectors, dtype=np.float32)
@@ -54,7 +59,9 @@ def title_vectors(catalog: Catalog, source: SemanticSource, env: ModelEnv) -> np
 
 def text_source_id(source: SemanticSource, env: ModelEnv) -> str:
     """Which vectors a SemSR model was trained on (part of its artefact key: other vectors, other model)."""
-    return "random" if source == "random" else default_provider(env.embedder, threads=env.threads).id
+    if source == "random":
+        return "random"
+    return space_id(default_provider(env.embedder, threads=env.threads).id, env.embedder.postprocess)
 
 
 def init_from_text(embedding: nn.Embedding, vectors: np.ndarray) -> None:
