@@ -25,6 +25,7 @@ DEFAULT_PIPELINES = (
     "sr",
     "semantic",
     "fused",
+    "fused-weighted",
     "fused-learned",
     "fused-rrf",
 )

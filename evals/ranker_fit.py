@@ -146,7 +146,12 @@ class Rows:
 
 
 def build_rows(
-    serving: ServingProfile, queries: list[Query], per_query: list[dict[str, list[Candidate]]], *, seed: int
+    serving: ServingProfile,
+    queries: list[Query],
+    per_query: list[dict[str, list[Candidate]]],
+    *,
+    seed: int,
+    progress: bool = False,
 ) -> tuple[Rows, Rows]:
     """Training rows (sampled negatives, holdout sessions left out) and early-stopping rows (holdout
     last-item queries, every candidate, kept even when the target was not proposed)."""
@@ -155,7 +160,8 @@ def build_rows(
     train, stop = Rows(), Rows()
     recent = serving.recent_popularity
     assert recent is not None, "prepare writes the recent popularity of a ranker profile"
-    for query, results in zip(queries, per_query, strict=True):
+    pairs = zip(queries, per_query, strict=True)
+    for query, results in tqdm(pairs, total=len(queries), desc="ranker: features", unit="query", disable=not progress):
         if query.holdout and not query.last:
             continue
         window = list(query.prompt[-serving.spec.max_session_items :])
@@ -264,7 +270,7 @@ def fit_profile_ranker(
         serving = services.profile(spec.name, "valid", dataset=dataset)
         queries = prefix_queries(protocol)
         per_query = gather_candidates(serving, queries, progress=progress)
-        train, stop = build_rows(serving, queries, per_query, seed=settings.seed)
+        train, stop = build_rows(serving, queries, per_query, seed=settings.seed, progress=progress)
         sources = ranked_sources(spec)
         model = train_ranker(train, stop, sources, threads=settings.threads, seed=settings.seed)
         sx, _, _ = stop.stacked()

@@ -98,18 +98,18 @@ PROFILES: dict[str, ProfileSpec] = {
     for spec in (
         ProfileSpec(
             name="fused",
-            version=3,
-            description="V-SKNN + sequential rules + title kNN, weighted z-score fusion fitted on validation; "
-            "what the shopper said (query) by its rule",
-            sources=(*_KNN, _QUERY),
-        ),
-        ProfileSpec(
-            name="fused-ranker",
-            version=1,
+            version=4,
             description="V-SKNN + sequential rules + title kNN, 100 candidates each, LightGBM LambdaMART ranker "
             "fitted on every prefix of the validation sessions; what the shopper said (query) by its rule",
             sources=(*(source.model_copy(update={"candidates": 100}) for source in _KNN), _QUERY),
             fusion="ranker",
+        ),
+        ProfileSpec(
+            name="fused-weighted",
+            version=1,
+            description="V-SKNN + sequential rules + title kNN, weighted z-score fusion fitted on validation "
+            "(the default before the ranker); what the shopper said (query) by its rule",
+            sources=(*_KNN, _QUERY),
         ),
         ProfileSpec(
             name="fused-rrf",

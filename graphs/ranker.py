@@ -5,8 +5,8 @@ fitted) and ``booster.txt`` (LightGBM's own text format; never pickle). The dire
 profile manifest, so serving refuses a changed file. Features come from :mod:`graphs.ranker_features`,
 the module the fit (:mod:`evals.ranker_fit`) uses too. Each item's per-source contribution is the sum of
 the booster's SHAP values over that source's features (``pred_contrib``), so explanations can still say
-which source lifted an item; the shared features (popularity, title cosines, session length) and the bias
-make up the rest of the score.
+which source lifted an item (a source that proposed nothing has no share); the shared features
+(popularity, title cosines, session length) and the bias make up the rest of the score.
 """
 
 from __future__ import annotations
@@ -65,8 +65,10 @@ class RankerFusion(FusionModel):
         )
         scores = shap.sum(axis=1)
         width = len(PER_SOURCE)
-        contributions = {
-            source: shap[:, i * width : (i + 1) * width].sum(axis=1) for i, source in enumerate(self.sources)
+        contributions = {  # only sources that proposed something speak (a cold session: title kNN alone)
+            source: shap[:, i * width : (i + 1) * width].sum(axis=1)
+            for i, source in enumerate(self.sources)
+            if results.get(source)
         }
         order = np.lexsort((items, -scores))
         return items[order], scores[order], {s: c[order] for s, c in contributions.items()}

@@ -19,12 +19,13 @@ from graphs.ranker_features import PER_SOURCE, SHARED, feature_names
 from graphs.services import ProfileServices
 from sessiondata.errors import ConfigError
 
-PROFILE = "fused-ranker"
+PROFILE = "fused"  # the default profile is the ranker
 
 
 @pytest.fixture(scope="module")
-def manifest(slice_protocol, slice_settings):
-    return prepare_profile(PROFILE, slice_protocol, slice_settings, progress=False)
+def manifest(slice_prepared, slice_settings):
+    """The default profile as the shared slice fixture prepared it (its ranker is fitted once per suite)."""
+    return prepare_profile(PROFILE, slice_prepared, slice_settings, progress=False)
 
 
 def test_the_ranker_trains_on_every_prefix_and_is_saved_as_lightgbm_text(manifest, slice_protocol, slice_settings):
