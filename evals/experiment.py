@@ -25,7 +25,6 @@ DEFAULT_PIPELINES = (
     "sr",
     "semantic",
     "fused",
-    "fused-weighted",
     "fused-learned",
     "fused-rrf",
 )

@@ -279,7 +279,7 @@ def fit_profile_ranker(
             {
                 "fold": "valid",
                 "valid_digest": protocol.train_digest("valid"),
-                "valid": holdout_metrics(model.score_matrix(sx), stop),
+                "valid": holdout_metrics(model.score_matrix(sx, threads=settings.threads), stop),
                 "valid_scope": "latest sessions by end time (early-stopping slice), last-item queries",
                 "same_candidates": baselines(queries, per_query, sources),
                 "candidate_recall": candidate_recall(queries, per_query, sources),
