@@ -6,7 +6,8 @@ profile manifest, so serving refuses a changed file. Features come from :mod:`gr
 the module the fit (:mod:`evals.ranker_fit`) uses too. Each item's per-source contribution is how much
 its score drops when that source's features are set as if the source had not proposed it (an ablation:
 one extra predict per source, milliseconds; LightGBM's SHAP values cost ~0.6 s per request), so
-explanations can still say which source lifted an item; a source that proposed nothing has no share.
+explanations can still say which source lifted an item; a source that proposed nothing has no share, and
+one that did not propose a given item gets a share just below the item's lowest proposing source's.
 The contributions need not sum to the score (the shared features and tree interactions carry the rest).
 """
 
@@ -66,6 +67,7 @@ class RankerFusion(FusionModel):
         width = len(PER_SOURCE)
         n_sources = self.features.index("n_sources")
         contributions: dict[str, np.ndarray] = {}
+        proposers: dict[str, np.ndarray] = {}
         for i, source in enumerate(self.sources):
             if not results.get(source):  # only sources that proposed something speak (cold: title kNN alone)
                 continue
@@ -78,6 +80,13 @@ class RankerFusion(FusionModel):
             ablated[proposed, block.start + PER_SOURCE.index("missing")] = 1.0
             ablated[proposed, n_sources] -= 1.0
             contributions[source] = scores - self.score_matrix(ablated)
+            proposers[source] = proposed
+        if contributions:  # a source that did not propose an item ranks below every one that did, for it
+            values, mask = np.stack(list(contributions.values()), 1), np.stack(list(proposers.values()), 1)
+            lowest = np.where(mask, values, np.inf).min(axis=1)
+            below = np.minimum(0.0, np.where(np.isfinite(lowest), lowest, 0.0)) - 1e-6
+            values = np.where(mask, values, below[:, None])
+            contributions = {s: values[:, j] for j, s in enumerate(contributions)}
         order = np.lexsort((items, -scores))
         return items[order], scores[order], {s: c[order] for s, c in contributions.items()}
 
