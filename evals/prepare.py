@@ -89,6 +89,24 @@ def prepare_stats(settings: Settings, protocol: Protocol, dataset: str, fold: Fo
     return _ref(settings, path)
 
 
+RECENT_FRACTION = 0.1  # "recent popularity": the latest tenth of the fold's training sessions, by end time
+
+
+def prepare_recent(settings: Settings, protocol: Protocol, dataset: str, fold: FoldName) -> ArtifactRef:
+    """How many of the fold's latest training sessions (``RECENT_FRACTION``, by end time) hold each item:
+    the ranker's recent-popularity feature (trends the all-time count hides)."""
+    path = fold_directory(settings, protocol, dataset, fold) / f"recent-{RECENT_FRACTION}.npz"
+    with exclusive_lock(path):
+        if not path.exists():
+            train = sorted(protocol.fold(fold).train, key=lambda s: s.end_time)
+            latest = train[len(train) - max(1, round(len(train) * RECENT_FRACTION)) :]
+            popularity = item_counts(latest, len(protocol.dataset.catalog), unit="session")
+            temporary = path.with_name("recent.tmp.npz")
+            np.savez(temporary, popularity=popularity)
+            os.replace(temporary, path)
+    return _ref(settings, path)
+
+
 def prepare_source(
     settings: Settings, protocol: Protocol, dataset: str, fold: FoldName, source: SourceSpec, *, progress: bool
 ) -> SourceArtifact:
@@ -170,6 +188,7 @@ def prepare_profile(
             train_digest=protocol.train_digest(fold),
             stats=prepare_stats(settings, protocol, dataset, fold),
             sources=sources,
+            recent=prepare_recent(settings, protocol, dataset, fold) if spec.fusion == "ranker" else None,
         )
     manifest = ProfileManifest(
         profile=spec,
@@ -187,8 +206,10 @@ def prepare_profile(
         write_manifest(path, manifest)  # the valid fold can be served now: the fusion is fitted through it
         if fit and spec.needs_fit and manifest.fusion is None:
             from evals.fusion_fit import fit_profile_fusion
+            from evals.ranker_fit import fit_profile_ranker
 
-            fusion, fusion_path = fit_profile_fusion(settings, protocol, spec, dataset, progress=progress)
+            fitter = fit_profile_ranker if spec.fusion == "ranker" else fit_profile_fusion
+            fusion, fusion_path = fitter(settings, protocol, spec, dataset, progress=progress)
             manifest.fusion = {
                 "strategy": fusion.strategy,
                 "artifact": _ref(settings, fusion_path).model_dump(),

@@ -6,7 +6,8 @@ did not propose gets that source's floor. Three strategies combine them:
 
 * ``weighted``: a weighted sum of z-scores, weights fitted on the validation fold (default);
 * ``rrf``: reciprocal-rank fusion (no fitting; a robust reference);
-* ``learned``: a small logistic ranker over all per-source features, fitted on the validation fold.
+* ``learned``: a small logistic ranker over all per-source features, fitted on the validation fold;
+* ``ranker``: a LightGBM LambdaMART over richer features (:mod:`graphs.ranker`).
 
 This module only *applies* a fusion; fitting it (on the validation fold, never the test split) is
 evaluation code and lives in :mod:`evals.fusion_fit`. A useless source gets a weight near zero from the
@@ -89,8 +90,12 @@ class FusionModel(BaseModel):
             return float(np.abs(self.coefficients[position : position + FEATURES_PER_SOURCE]).sum())
         return float(self.weights.get(source, 0.0))
 
-    def fuse(self, results: Mapping[str, Sequence[Candidate]]) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
-        """Items (best first), fused scores, and each source's contribution to every item's score."""
+    def fuse(
+        self, results: Mapping[str, Sequence[Candidate]], context: Any = None
+    ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+        """Items (best first), fused scores, and each source's contribution to every item's score.
+
+        ``context`` (the session, for :class:`graphs.ranker.RankerFusion`) is unused by these strategies."""
         sources = [s for s in self.sources if s in results] or sorted(results)
         items, matrix = feature_matrix(results, sources)
         if items.size == 0:

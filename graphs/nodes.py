@@ -14,6 +14,7 @@ import numpy as np
 from langgraph.runtime import Runtime
 from langgraph.types import interrupt
 
+from graphs.candidates import as_candidates, known_window, model_candidates
 from graphs.chat import answer_message
 from graphs.context import Context
 from graphs.explain import LLM_TEXT_CHARS, item_reasons, short, summary_line
@@ -32,10 +33,6 @@ def _context(runtime: Runtime[Context] | None) -> Context:
 
 def _timed(source: str, started: float, **fields: Any) -> SourceResult:
     return SourceResult(source=source, seconds=round(time.perf_counter() - started, 4), **fields)  # type: ignore[typeddict-item]
-
-
-def _candidates(items: np.ndarray, scores: np.ndarray) -> list[Candidate]:
-    return [Candidate(item=int(i), score=float(s)) for i, s in zip(items, scores, strict=True)]
 
 
 class GraphNodes:
@@ -88,9 +85,8 @@ class GraphNodes:
     def _model_sources(self, state: State, context: Context, kind: str) -> dict[str, Any]:
         profile = self._profile(context)
         results: dict[str, SourceResult] = {}
-        # data-driven models know only items seen in training; titles have vectors for every item
-        known = [i for i in state["window"] if kind == "title-knn" or not profile.is_cold(i)]
-        exclude = set(state["session_indices"])
+        known = known_window(state["window"], kind, profile.is_cold)
+        exclude = sorted(set(state["session_indices"]))
         for source in profile.spec.sources:
             if source.kind != kind:
                 continue
@@ -105,11 +101,8 @@ class GraphNodes:
                 results[source.name] = _timed(source.name, started, status="cold", candidates=[], note=note)
             else:
                 try:
-                    scores = profile.models[source.name].score([known])[0]
-                    items, values = top_k(scores, source.candidates, exclude=exclude)
-                    results[source.name] = _timed(
-                        source.name, started, status="ok", candidates=_candidates(items, values)
-                    )
+                    [candidates] = model_candidates(profile.models[source.name], [known], [exclude], source.candidates)
+                    results[source.name] = _timed(source.name, started, status="ok", candidates=candidates)
                 except Exception as error:  # a broken model must not strand the shopper
                     note = f"{type(error).__name__}: {error}"
                     results[source.name] = _timed(source.name, started, status="degraded", candidates=[], note=note)
@@ -228,14 +221,14 @@ class GraphNodes:
                 items, values = top_k(session_scores(state["window"], vectors), n, exclude=exclude)
                 note = f"LLM unavailable ({type(error).__name__}: {error}); used the session's title similarity"
                 result = _timed(
-                    "llm-agent", started, status="degraded", candidates=_candidates(items, values), note=note
+                    "llm-agent", started, status="degraded", candidates=as_candidates(items, values), note=note
                 )
                 return {"source_results": {"llm-agent": result}}
             proposal_vectors = profile.embedder.embed(proposals)
             items, values = top_k(proposal_scores(proposal_vectors, vectors, 0.01), n, exclude=exclude)
             nearest = np.argmax(proposal_vectors @ vectors[items].T, axis=0) if items.size else []
             texts = {str(int(item)): proposals[int(j)] for item, j in zip(items, nearest, strict=True)}
-            result = _timed("llm-agent", started, status="ok", candidates=_candidates(items, values), texts=texts)
+            result = _timed("llm-agent", started, status="ok", candidates=as_candidates(items, values), texts=texts)
         except Exception as error:
             result = _timed(
                 "llm-agent", started, status="degraded", candidates=[], note=f"{type(error).__name__}: {error}"
@@ -257,7 +250,10 @@ class GraphNodes:
             for name, r in results.items()
             if r.get("status") in ("ok", "degraded") and r.get("candidates")
         }
-        items, scores, contributions = fuse_with_query(profile.fusion, proposals, profile.spec.query_source)
+        session_context = profile.ranker_context(state["window"]) if profile.fusion.strategy == "ranker" else None
+        items, scores, contributions = fuse_with_query(
+            profile.fusion, proposals, profile.spec.query_source, session_context
+        )
         turn = state.get("turn") or {}
         exclude = set(state["session_indices"]) | {profile.catalog.index_of(i) for i in turn.get("exclude", [])}
         terms = TitleTerms(tuple(turn.get("must_include", ())), tuple(turn.get("must_not_include", ())))

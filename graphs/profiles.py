@@ -25,7 +25,7 @@ from sessiondata.errors import ConfigError, DataError
 from sessiondata.loaders import BUNDLED, parse_dataset_spec
 
 SourceKind = Literal["session-model", "title-knn", "intent", "llm-agent", "query"]
-FusionStrategy = Literal["weighted", "rrf", "learned"]
+FusionStrategy = Literal["weighted", "rrf", "learned", "ranker"]
 DEFAULT_PROFILE = "fused"
 MANIFEST_VERSION = 1
 
@@ -98,9 +98,17 @@ PROFILES: dict[str, ProfileSpec] = {
     for spec in (
         ProfileSpec(
             name="fused",
-            version=3,
-            description="V-SKNN + sequential rules + title kNN, weighted z-score fusion fitted on validation; "
-            "what the shopper said (query) by its rule",
+            version=4,
+            description="V-SKNN + sequential rules + title kNN, 100 candidates each, LightGBM LambdaMART ranker "
+            "fitted on every prefix of the validation sessions; what the shopper said (query) by its rule",
+            sources=(*(source.model_copy(update={"candidates": 100}) for source in _KNN), _QUERY),
+            fusion="ranker",
+        ),
+        ProfileSpec(
+            name="fused-weighted",
+            version=1,
+            description="V-SKNN + sequential rules + title kNN, weighted z-score fusion fitted on validation "
+            "(the default before the ranker); what the shopper said (query) by its rule",
             sources=(*_KNN, _QUERY),
         ),
         ProfileSpec(
@@ -187,6 +195,7 @@ class FoldArtifacts(BaseModel):
     train_digest: str
     stats: ArtifactRef
     sources: dict[str, SourceArtifact]
+    recent: ArtifactRef | None = None  # recent item popularity (profiles with the ranker fusion)
 
 
 class ProfileManifest(BaseModel):

@@ -101,11 +101,15 @@ def query_results(profile: ServingProfile, turn: TurnRequest, session: Sequence[
 
 
 def fuse_with_query(
-    fusion: FusionModel, proposals: Mapping[str, Sequence[Candidate]], query: SourceSpec | None
+    fusion: FusionModel,
+    proposals: Mapping[str, Sequence[Candidate]],
+    query: SourceSpec | None,
+    context: Any = None,
 ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
-    """The fitted fusion of every source but the query's, then the query's candidates by its rule."""
+    """The fitted fusion of every source but the query's (``context``: the session, for the ranker), then
+    the query's candidates by its rule."""
     fitted = {name: c for name, c in proposals.items() if query is None or name != query.name}
-    items, scores, contributions = fusion.fuse(fitted)
+    items, scores, contributions = fusion.fuse(fitted, context)
     if query is None or query.name not in proposals:
         return items, scores, contributions
     return blend_query(items, scores, contributions, proposals[query.name], query_weight(query.params))

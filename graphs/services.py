@@ -92,6 +92,11 @@ class ServingProfile:
         with np.load(check_artifact(settings, artifacts.stats, "fold statistics", self.fix), allow_pickle=False) as s:
             self.train_mask = np.asarray(s["train_mask"], dtype=bool)
             self.popularity = np.asarray(s["popularity"], dtype=np.float64)
+        self.recent_popularity: np.ndarray | None = None
+        if artifacts.recent is not None:
+            path = check_artifact(settings, artifacts.recent, "recent popularity", self.fix)
+            with np.load(path, allow_pickle=False) as recent:
+                self.recent_popularity = np.asarray(recent["popularity"], dtype=np.float64)
         self.models: dict[str, Recommender] = {}
         self.unavailable: dict[str, str] = {}  # source -> why it cannot serve (allow_partial only)
         env = settings.model_env(progress=False)
@@ -119,12 +124,25 @@ class ServingProfile:
             raise ProfileNotPrepared(self.spec.name, self.dataset, f"its {self.spec.fusion} fusion is not fitted")
         ref = ArtifactRef.model_validate(fitted["artifact"])
         try:
-            return FusionModel.load(check_artifact(self.settings, ref, "fusion", self.fix))
+            path = check_artifact(self.settings, ref, "fusion", self.fix)
+            if self.spec.fusion == "ranker":
+                from graphs.ranker import RankerFusion
+
+                return RankerFusion.load(path)
+            return FusionModel.load(path)
         except (ConfigError, DataError) as error:
             if not allow_partial:
                 raise
             self.unavailable["fusion"] = f"{error}; used reciprocal-rank fusion"
             return rrf_model(self.spec.source_names)
+
+    def ranker_context(self, window: list[int]) -> Any:
+        """What the ranker's features read besides the candidates (:mod:`graphs.ranker_features`)."""
+        from graphs.ranker_features import session_context
+
+        if self.recent_popularity is None:
+            raise ProfileNotPrepared(self.spec.name, self.dataset, "its recent popularity is not prepared")
+        return session_context(window, self.popularity, self.recent_popularity, self.models)
 
     @property
     def max_k(self) -> int:

@@ -1,0 +1,40 @@
+"""How a model source turns a session into candidates: the one path the graph and the ranker fit share.
+
+The graph's source nodes call :func:`model_candidates` with one session; the ranker fit
+(:mod:`evals.ranker_fit`) calls it with thousands of validation prefixes at once, so the candidates it
+learns from are exactly the ones the graph serves, without the graph's per-request overhead. A model
+source reads the session's window without cold items (data-driven models know only items seen in
+training; titles have vectors for every item), scores the catalogue through the Recommender batch API and
+proposes its top ``n`` items, every session item excluded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from graphs.state import Candidate
+from sr_models.base import Recommender
+from sr_models.ranking import top_k
+
+
+def known_window(window: Sequence[int], kind: str, is_cold: Callable[[int], bool]) -> list[int]:
+    """The items of ``window`` a source of ``kind`` can read (title kNN: all; data-driven models: warm)."""
+    return [i for i in window if kind == "title-knn" or not is_cold(i)]
+
+
+def as_candidates(items: np.ndarray, scores: np.ndarray) -> list[Candidate]:
+    return [Candidate(item=int(i), score=float(s)) for i, s in zip(items, scores, strict=True)]
+
+
+def model_candidates(
+    model: Recommender, windows: Sequence[Sequence[int]], excludes: Sequence[Sequence[int]], n: int
+) -> list[list[Candidate]]:
+    """Each window's top ``n`` items under ``model`` (one batched ``score`` call), ``excludes`` never listed.
+
+    Windows must be non-empty (the caller records skipped and cold sessions itself)."""
+    if not windows:
+        return []
+    scores = model.score([list(w) for w in windows])
+    return [as_candidates(*top_k(row, n, exclude=exclude)) for row, exclude in zip(scores, excludes, strict=True)]
