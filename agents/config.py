@@ -42,6 +42,15 @@ class LLMConfig(BaseModel):
     )
     timeout: float = Field(120.0, gt=0, description="Seconds per HTTP request.")
     http_retries: int = Field(1, ge=0, le=5, description="Retries of failed HTTP requests (5xx, timeouts).")
+    call_timeout: float = Field(
+        30.0,
+        gt=0,
+        description="Seconds a request waits for one LLM answer, retries included; past it the source is "
+        "answered without the LLM and flagged degraded ('LLM timeout').",
+    )
+    max_concurrent_calls: int = Field(
+        16, ge=1, le=256, description="LLM calls one process has in flight at once (concurrent server runs)."
+    )
     temperature: float = Field(0.0, ge=0, le=2)
     max_tokens: int = Field(256, ge=16, le=8192, description="Most tokens one reply may generate.")
     legacy_max_tokens: bool = Field(

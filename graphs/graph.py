@@ -13,12 +13,24 @@ for all of them. A branch whose source the serving profile lacks returns at once
 this one compiled graph, and so does every interface (Python API, CLI, LangGraph server and its chat
 channel, the ``recommend_products`` tool, the page, evaluation). The compiled graph also works as a
 subgraph of an assistant's own graph (it reads and answers on ``messages``).
+
+Every node is blocking code (numpy, SQLite, Chroma, a bounded wait on the LLM). A synchronous caller runs
+it as it is; an async caller (the LangGraph server, ``ainvoke``/``astream``) runs it in the process's node
+pool (``settings.node_threads``), so concurrent runs neither block the event loop nor queue behind the
+loop's small default pool (cpu_count + 4 threads) while they wait on the LLM. A run cancelled because
+its client went away stops waiting at once; its node thread ends within ``llm.call_timeout``.
 """
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
+from concurrent.futures import Executor, ThreadPoolExecutor
+from contextvars import copy_context
+from functools import partial
 from typing import Any
 
+from langgraph._internal._runnable import RunnableCallable
 from langgraph.graph import END, START, StateGraph
 
 from graphs.context import Context
@@ -29,20 +41,36 @@ from graphs.state import InputState, OutputState, State
 SOURCE_BRANCHES = ("session_models", "session_semantics", "intent_retrieval", "query_retrieval", "llm_proposals")
 
 
+def offloaded(name: str, node: Callable[..., Any], pool: Executor) -> RunnableCallable:
+    """``node`` as it is for ``invoke``/``stream``, and run in ``pool`` for ``ainvoke``/``astream``
+    (the run's context is copied into the thread, as LangGraph's own offloading does: ``interrupt`` and
+    the runtime work there)."""
+
+    async def in_pool(*args: Any, **kwargs: Any) -> Any:
+        call = partial(copy_context().run, node, *args, **kwargs)
+        return await asyncio.get_running_loop().run_in_executor(pool, call)
+
+    return RunnableCallable(node, in_pool, name=name)
+
+
 def build_graph(services: ProfileServices) -> StateGraph:
     """The graph's shape, its nodes bound to ``services`` (the prepared profiles of this process)."""
     nodes = GraphNodes(services)
+    pool = ThreadPoolExecutor(max_workers=services.settings.node_threads, thread_name_prefix="semsr-node")
     builder = StateGraph(State, context_schema=Context, input_schema=InputState, output_schema=OutputState)
-    builder.add_node("validate", nodes.validate_request)
-    builder.add_node("session_models", nodes.session_models)
-    builder.add_node("session_semantics", nodes.session_semantics)
-    builder.add_node("infer_intent", nodes.shopper_intent)
-    builder.add_node("clarify", nodes.clarify)
-    builder.add_node("intent_retrieval", nodes.intent_retrieval)
-    builder.add_node("query_retrieval", nodes.query_retrieval)
-    builder.add_node("llm_proposals", nodes.llm_proposals)
-    builder.add_node("fuse", nodes.fuse)
-    builder.add_node("explain", nodes.explain)
+    for name, node in (
+        ("validate", nodes.validate_request),
+        ("session_models", nodes.session_models),
+        ("session_semantics", nodes.session_semantics),
+        ("infer_intent", nodes.shopper_intent),
+        ("clarify", nodes.clarify),
+        ("intent_retrieval", nodes.intent_retrieval),
+        ("query_retrieval", nodes.query_retrieval),
+        ("llm_proposals", nodes.llm_proposals),
+        ("fuse", nodes.fuse),
+        ("explain", nodes.explain),
+    ):
+        builder.add_node(name, offloaded(name, node, pool))
     builder.add_edge(START, "validate")
     for branch in ("session_models", "session_semantics", "infer_intent", "query_retrieval", "llm_proposals"):
         builder.add_edge("validate", branch)

@@ -35,6 +35,13 @@ def _timed(source: str, started: float, **fields: Any) -> SourceResult:
     return SourceResult(source=source, seconds=round(time.perf_counter() - started, 4), **fields)  # type: ignore[typeddict-item]
 
 
+def _llm_trouble(error: Exception) -> str:
+    """The degraded note's reason: ``LLM timeout`` (``llm.call_timeout`` or the request deadline passed)
+    or ``LLM unavailable``, with the error in brackets (``evals.degraded`` counts by the part before them)."""
+    timed_out = isinstance(error, TimeoutError) or getattr(error, "kind", None) == "timeout"
+    return f"LLM {'timeout' if timed_out else 'unavailable'} ({type(error).__name__}: {error})"
+
+
 class GraphNodes:
     """The graph's nodes, bound to the process's :class:`~graphs.services.ProfileServices`."""
 
@@ -131,7 +138,7 @@ class GraphNodes:
                 raise TimeoutError("the request deadline was reached before the LLM was called")
             intent = profile.intent_agent(titles, timeout=budget, **said)
         except Exception as error:
-            note = f"LLM unavailable ({type(error).__name__}: {error}); continuing without intent"
+            note = f"{_llm_trouble(error)}; continuing without intent"
             result = _timed("intent", started, status="degraded", candidates=[], note=note)
             return {"intent": None, "source_results": {"intent": result}}
         return {"intent": intent}
@@ -215,11 +222,12 @@ class GraphNodes:
         titles = [profile.catalog.titles[i] for i in state["window"]]
         try:
             vectors = profile.item_vectors
+            budget = context.deadline_s - (time.time() - state.get("started_at", time.time()))
             try:
-                proposals = profile.next_item_agent.propose(titles)
-            except Exception as error:  # LLMFailure and anything the endpoint throws
+                proposals = profile.llm_calls.run(profile.next_item_agent.propose, titles, budget=budget)
+            except Exception as error:  # LLMFailure (a timeout too) and anything the endpoint throws
                 items, values = top_k(session_scores(state["window"], vectors), n, exclude=exclude)
-                note = f"LLM unavailable ({type(error).__name__}: {error}); used the session's title similarity"
+                note = f"{_llm_trouble(error)}; used the session's title similarity"
                 result = _timed(
                     "llm-agent", started, status="degraded", candidates=as_candidates(items, values), note=note
                 )

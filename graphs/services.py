@@ -216,7 +216,14 @@ class ServingProfile:
     def intent_agent(self) -> Any:
         from graphs.intent_adapter import IntentAdapter
 
-        return self._once("_intent_agent", lambda: IntentAdapter(self.settings))
+        return self._once("_intent_agent", lambda: IntentAdapter(self.settings, self.llm_calls))
+
+    @property
+    def llm_calls(self) -> Any:
+        """The pool every LLM call of this profile runs in, each bounded by ``llm.call_timeout``."""
+        from agents.bounded import BoundedCalls
+
+        return self._once("_llm_calls", lambda: BoundedCalls(self.settings.llm))
 
     @property
     def next_item_agent(self) -> Any:

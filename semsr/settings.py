@@ -76,6 +76,13 @@ class Settings(BaseSettings):
     embedder: EmbedderConfig = Field(default_factory=EmbedderConfig)
     chroma: ChromaConfig = Field(default_factory=ChromaConfig)
     llm: LLMConfig = Field(default_factory=LLMConfig)
+    node_threads: int = Field(
+        32,
+        ge=1,
+        le=512,
+        description="Threads an async caller (the LangGraph server) runs the graph's blocking nodes in, "
+        "shared by all its concurrent runs (the event loop's default pool has cpu_count + 4).",
+    )
     thread_ttl_days: float = Field(
         30.0, gt=0, description="A conversation thread untouched this long is deleted from threads.sqlite."
     )

@@ -105,7 +105,10 @@ class RequestCheck:
     """ASGI middleware: a run request (``POST .../runs``, ``/runs/wait``, ``/runs/stream``) whose ``input`` is
     malformed gets HTTP 422 with the same one-line :class:`InvalidRequest` text as the Python API and the CLI,
     before the server creates a run or writes a thread's checkpoint. Input the check cannot read as a request
-    goes on to the graph unchanged, whose ``validate`` node checks it again."""
+    goes on to the graph unchanged, whose ``validate`` node checks it again.
+
+    A waiting or streaming run whose request does not say ``on_disconnect`` gets ``"cancel"`` (the server's
+    own default is ``"continue"``): a client that goes away does not leave its run computing for no one."""
 
     def __init__(self, app: Any) -> None:
         self.app = app
@@ -125,6 +128,10 @@ class RequestCheck:
         if refusal is not None:
             await JSONResponse({"error": "InvalidRequest", "message": refusal}, status_code=422)(scope, receive, send)
             return
+        if scope["path"].endswith(("/wait", "/stream")):
+            body = _cancel_when_client_leaves(body)
+            headers = [(k, v) for k, v in scope["headers"] if k.lower() != b"content-length"]
+            scope = {**scope, "headers": [*headers, (b"content-length", str(len(body)).encode())]}
         replayed = False
 
         async def replay() -> dict[str, Any]:
@@ -150,6 +157,17 @@ class RequestCheck:
         except Exception:  # not ours to judge here: the graph validates (and answers) it
             return None
         return None
+
+
+def _cancel_when_client_leaves(body: bytes) -> bytes:
+    """The run request with ``on_disconnect: "cancel"`` unless it says otherwise (unreadable: as it is)."""
+    try:
+        payload = json.loads(body or b"{}")
+    except ValueError:
+        return body
+    if not isinstance(payload, dict) or "on_disconnect" in payload:
+        return body
+    return json.dumps({**payload, "on_disconnect": "cancel"}).encode()
 
 
 app = Starlette(

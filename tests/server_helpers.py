@@ -24,17 +24,24 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_langgraph(home: Path, dataset: str, port: int, log: Path) -> subprocess.Popen:
-    """``langgraph dev`` serving SEMSR_HOME ``home`` and dataset ``dataset`` on 127.0.0.1:``port``."""
+JOBS = 16  # runs the dev server executes at once (`langgraph dev` runs one at a time unless told)
+
+
+def start_langgraph(
+    home: Path, dataset: str, port: int, log: Path, *, env: dict[str, str] | None = None, jobs: int = JOBS
+) -> subprocess.Popen:
+    """``langgraph dev`` serving SEMSR_HOME ``home`` and dataset ``dataset`` on 127.0.0.1:``port``, with
+    ``jobs`` concurrent runs; ``env`` adds settings (``SEMSR_LLM__*``)."""
     binary = str(Path(sys.executable).parent / "langgraph")
     command = [binary, "dev", "--no-browser", "--no-reload", "--host", "127.0.0.1", "--port", str(port)]
-    command += ["--config", str(REPO / "langgraph.json")]
+    command += ["--config", str(REPO / "langgraph.json"), "--n-jobs-per-worker", str(jobs)]
     env = {
         **os.environ,
         "SEMSR_HOME": str(home),
         "SEMSR_DATASET": dataset,
         "SEMSR_THREADS": "1",
         "LANGSMITH_TRACING": "false",
+        **(env or {}),
     }
     return subprocess.Popen(command, cwd=REPO, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
 
