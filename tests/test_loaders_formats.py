@@ -60,6 +60,11 @@ def append(text: str) -> Edit:
     return lambda data: data + text.encode()
 
 
+def cut_mid_row(n_bytes: int = 4) -> Edit:
+    """Cut the file inside its last value, as an interrupted copy does (no line break after the last row)."""
+    return lambda data: data.rstrip(b"\r\n")[:-n_bytes]
+
+
 def empty() -> Edit:
     return lambda data: b""
 
@@ -413,6 +418,12 @@ BROKEN = {
         ("interactions.csv", "line 5", "'timestamp'", "'yesterday'"),
     ),
     "csv-empty": Broken("csv", "interactions.csv", empty(), ("interactions.csv", "empty")),
+    "csv-cut-mid-row": Broken(
+        "csv", "interactions.csv", cut_mid_row(), ("interactions.csv", "line ", "'timestamp'", "ends in the middle")
+    ),
+    "csv-gz-cut-mid-row": Broken(
+        "csv", "items.csv.gz", cut_mid_row(2), ("items.csv.gz", "line ", "ends in the middle", "line break")
+    ),
     "csv-header-only": Broken(
         "csv", "items.csv.gz", lambda data: data.split(b"\n")[0], ("items.csv.gz", "no data rows")
     ),
@@ -532,6 +543,9 @@ BROKEN = {
         "recbole", "tiny.inter", replace("1600000500", "soon"), ("tiny.inter", "line 7", "'timestamp'", "'soon'")
     ),
     "recbole-empty": Broken("recbole", "tiny.inter", empty(), ("tiny.inter", "empty")),
+    "amazon-m2-cut-mid-row": Broken(  # the locale 'UK' cut to 'U' would otherwise filter the row out
+        "amazon-m2", "sessions_train.csv", cut_mid_row(1), ("sessions_train.csv", "'locale'", "ends in the middle")
+    ),
     "recbole-duplicate-item": Broken(
         "recbole",
         "tiny.item",

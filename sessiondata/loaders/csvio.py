@@ -34,6 +34,21 @@ def open_text(path: Path) -> io.TextIOBase:
     return io.TextIOWrapper(raw, encoding="utf-8-sig", errors="strict", newline="")
 
 
+class _Lines:
+    """A text handle's lines, remembering whether the last one ended with a line break: a file that stops
+    mid-line was most likely cut while written or copied, and its last value may be a prefix of the real one
+    (a timestamp ``1365206400`` read as ``13652064``), which no field check can tell from a real value."""
+
+    def __init__(self, handle: io.TextIOBase) -> None:
+        self.handle = handle
+        self.ended = True
+
+    def __iter__(self) -> Iterator[str]:
+        for text in self.handle:
+            self.ended = text.endswith(("\n", "\r"))
+            yield text
+
+
 def read_rows(
     path: Path,
     required: Sequence[str],
@@ -44,11 +59,13 @@ def read_rows(
     """Yield ``(line number, row)`` for each data row, after checking the header has ``required``.
 
     ``header_transform`` maps raw header cells to column names (RecBole's ``name:type`` headers).
-    Raises :class:`DataError` for an empty file, a missing column, a short row or invalid UTF-8.
+    Raises :class:`DataError` for an empty file, a missing column, a short or long row, invalid UTF-8, or a
+    file whose last row has no line break (cut mid-row: see :class:`_Lines`).
     """
     handle = open_text(path)
+    lines = _Lines(handle)
     try:
-        reader = csv.reader(handle, delimiter=delimiter)
+        reader = csv.reader(lines, delimiter=delimiter)
         try:
             header = next(reader)
         except StopIteration:
@@ -84,6 +101,15 @@ def read_rows(
                     line=line,
                     field=header[-1],
                     value=row[len(header)],
+                )
+            if not lines.ended:  # only the last line of a file can lack a line break
+                raise DataError(
+                    "the file ends in the middle of this row (no line break after it), so it may be cut; "
+                    "if the row is complete, end the file with a line break",
+                    file=path,
+                    line=line,
+                    field=header[-1],
+                    value=row[-1],
                 )
             any_row = True
             yield line, {name: row[pos] for name, pos in positions.items()}
