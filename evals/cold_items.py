@@ -100,7 +100,8 @@ def run(
     unknown = [v for v in variants if v not in VARIANTS and v not in PROFILES]
     if unknown:
         raise ConfigError("variant", unknown[0], f"choose among {sorted(VARIANTS)} or a serving profile")
-    cold, hidden = cold_protocol(protocol, share, seed)
+    cold, hidden = cold_protocol(protocol, share, seed)  # bad input fails here, before anything is written
+    out.mkdir(parents=True, exist_ok=True)
     all_cold = [c.case_id for c in cold.valid.cases if all(i in hidden for i in c.prompt)]
     summary: dict[str, Any] = {
         "dataset": protocol.dataset.name,
@@ -187,8 +188,10 @@ def main(argv: list[str] | None = None) -> None:
     settings = load_settings()
     apply_threads(settings)
     protocol = build_protocol(load_dataset(args.dataset), settings.protocol)
-    args.out.mkdir(parents=True, exist_ok=True)
-    run(protocol, args.out, settings, share=args.share, seed=args.seed, variants=args.variants.split(","))
+    try:
+        run(protocol, args.out, settings, share=args.share, seed=args.seed, variants=args.variants.split(","))
+    except ConfigError as error:
+        parser.exit(2, f"error: {error}\n")
 
 
 if __name__ == "__main__":
