@@ -20,9 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from evals.ranker_eval import holdout_metrics
-from evals.ranker_fit import build_rows, gather_candidates, prefix_queries, ranked_sources, train_ranker
+from evals.ranker_fit import Query, build_rows, gather_candidates, prefix_queries, ranked_sources, train_ranker
 from graphs.ranker import RankerFusion
 from graphs.services import ProfileServices, ServingProfile
+from graphs.state import Candidate
 from semsr.settings import Settings, apply_threads, load_settings
 from sessiondata.errors import ConfigError
 from sessiondata.loaders import load_dataset
@@ -40,7 +41,14 @@ def ranker_identity(fusion: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def ablate(serving: ServingProfile, queries: list, per_query: list, *, settings: Settings, progress: bool) -> dict:
+def ablate(
+    serving: ServingProfile,
+    queries: list[Query],
+    per_query: list[dict[str, list[Candidate]]],
+    *,
+    settings: Settings,
+    progress: bool,
+) -> dict[str, Any]:
     """Per removed source: the refit ranker's holdout metrics, its best iteration and the union's recall."""
     sources = ranked_sources(serving.spec)
     out: dict[str, Any] = {}
