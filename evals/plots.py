@@ -92,3 +92,19 @@ def plot_all(runs: list[Run], out: Path) -> list[Path]:
         by_length(runs, out / "by_session_length.png"),
         quality_vs_cost(runs, out / "quality_vs_cost.png"),
     ]
+
+
+def importance_bars(title: str, gains: dict[str, float], path: Path, top: int = 25) -> Path:
+    """A ranker's features by total split gain (share of the whole), the strongest on top."""
+    total = sum(gains.values()) or 1.0
+    ranked = sorted(gains.items(), key=lambda item: item[1], reverse=True)[:top]
+    figure, axis = plt.subplots(figsize=(8, 0.28 * len(ranked) + 1.2))
+    axis.barh([name for name, _ in ranked], [100 * gain / total for _, gain in ranked], color="tab:green")
+    axis.invert_yaxis()
+    axis.set_xlabel("share of total split gain (%)")
+    axis.set_title(title)
+    axis.tick_params(axis="y", labelsize=7)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path

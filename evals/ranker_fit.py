@@ -12,7 +12,8 @@ the labels; the graph only applies it (:mod:`graphs.ranker`).
 * **Early stopping** on the latest ``HOLDOUT_FRACTION`` of the validation sessions by end time, scored
   as the protocol scores (last-item queries, every candidate, NDCG@20); its metrics are the ranker's
   validation metrics, beside weighted, reciprocal-rank and logistic fusions of the same candidates
-  fitted on the earlier sessions, and each source's candidate recall.
+  fitted on the earlier sessions, and each source's candidate recall by N (:mod:`evals.ranker_eval`;
+  the leave-one-source-out ablation is :mod:`evals.ranker_ablation`, a command of its own).
 
 For the test fold the base models are refit on the whole training split (``semsr prepare``) and this
 ranker is applied unchanged. Nothing here reads the test split.
@@ -30,9 +31,8 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from evals.fusion_fit import ValidationSet, fit_learned, fit_weighted
+from evals.ranker_eval import RECALL_AT, baselines, candidate_recall, holdout_metrics, recall_by_n
 from graphs.candidates import known_window, model_candidates
-from graphs.fusion import rrf_model
 from graphs.profiles import ProfileSpec
 from graphs.ranker import RankerFusion
 from graphs.ranker_features import feature_names, ranker_features, session_context
@@ -41,7 +41,6 @@ from graphs.state import Candidate
 from semsr.settings import Settings
 from sessiondata.files import exclusive_lock
 from sessiondata.protocol import Protocol
-from sr_models.ranking import grouped_target_ranks, mean_metrics
 
 LAST_ITEM_WEIGHT = 3.0
 NEGATIVES = 50
@@ -67,6 +66,11 @@ RANKED_KINDS = ("session-model", "title-knn")  # the sources the ranker reads (a
 
 def ranked_sources(spec: ProfileSpec) -> list[str]:
     return [source.name for source in spec.sources if source.kind in RANKED_KINDS]
+
+
+def proposed_per_source(spec: ProfileSpec) -> int:
+    """The most candidates any ranked source proposes (the recall-by-N table stops there)."""
+    return max(source.candidates for source in spec.sources if source.kind in RANKED_KINDS)
 
 
 @dataclass(frozen=True)
@@ -152,11 +156,13 @@ def build_rows(
     *,
     seed: int,
     progress: bool = False,
+    sources: list[str] | None = None,
 ) -> tuple[Rows, Rows]:
     """Training rows (sampled negatives, holdout sessions left out) and early-stopping rows (holdout
-    last-item queries, every candidate, kept even when the target was not proposed)."""
+    last-item queries, every candidate, kept even when the target was not proposed), over ``sources``
+    (default: every ranked source of the profile; the ablation passes fewer)."""
     rng = np.random.default_rng(seed)
-    sources = ranked_sources(serving.spec)
+    sources = sources if sources is not None else ranked_sources(serving.spec)
     train, stop = Rows(), Rows()
     recent = serving.recent_popularity
     assert recent is not None, "prepare writes the recent popularity of a ranker profile"
@@ -205,48 +211,6 @@ def train_ranker(train: Rows, stop: Rows, sources: list[str], *, threads: int, s
     return model.attach(booster)
 
 
-def holdout_metrics(scores: np.ndarray, rows: Rows, k: int = 20) -> dict[str, float]:
-    offsets = np.concatenate([[0], np.cumsum(rows.groups)]).astype(np.int64)
-    return mean_metrics(grouped_target_ranks(scores, offsets, np.asarray(rows.target_rows)), k)
-
-
-def baselines(
-    queries: list[Query], per_query: list[dict[str, list[Candidate]]], sources: list[str]
-) -> dict[str, dict[str, float]]:
-    """Weighted, RRF and logistic fusion of the same candidates: fitted on the earlier sessions' last-item
-    queries, scored on the holdout's (where the ranker stopped)."""
-    fit_part = [(r, q.target) for q, r in zip(queries, per_query, strict=True) if q.last and not q.holdout]
-    held_part = [(r, q.target) for q, r in zip(queries, per_query, strict=True) if q.last and q.holdout]
-    fit_set = ValidationSet.build([r for r, _ in fit_part], [t for _, t in fit_part], sources)
-    held = ValidationSet.build([r for r, _ in held_part], [t for _, t in held_part], sources)
-    out: dict[str, dict[str, float]] = {}
-    for name, model in (
-        ("weighted", fit_weighted(fit_set)),
-        ("learned", fit_learned(fit_set)),
-        ("rrf", rrf_model(sources)),
-    ):
-        # these fusions are linear in the per-source features: score the stacked matrix directly
-        width = held.matrix.shape[1] // len(sources)
-        if model.strategy == "learned":
-            scores = held.matrix @ np.asarray(model.coefficients)
-        else:
-            column = 1 if model.strategy == "rrf" else 0
-            weights = np.array([model.weights.get(s, 0.0) for s in sources])
-            scores = held.matrix[:, column::width] @ weights
-        out[name] = held.objective(scores, 20)
-    return out
-
-
-def candidate_recall(
-    queries: list[Query], per_query: list[dict[str, list[Candidate]]], sources: list[str]
-) -> dict[str, float]:
-    """Share of holdout last-item queries whose target each source (and the union) proposed."""
-    held = [(q.target, r) for q, r in zip(queries, per_query, strict=True) if q.last and q.holdout]
-    recall = {s: float(np.mean([any(c["item"] == t for c in r.get(s, ())) for t, r in held])) for s in sources}
-    recall["union"] = float(np.mean([any(c["item"] == t for s in sources for c in r.get(s, ())) for t, r in held]))
-    return recall
-
-
 def fit_profile_ranker(
     settings: Settings, protocol: Protocol, spec: ProfileSpec, dataset: str, *, progress: bool = True
 ) -> tuple[RankerFusion, Path]:
@@ -258,7 +222,13 @@ def fit_profile_ranker(
     manifest = services.manifest(spec.name, dataset)
     key = hashlib.sha256(
         json.dumps(
-            [spec.model_dump(mode="json"), manifest.folds["valid"].model_dump(mode="json"), PARAMS, NEGATIVES],
+            [
+                spec.model_dump(mode="json"),
+                manifest.folds["valid"].model_dump(mode="json"),
+                PARAMS,
+                NEGATIVES,
+                RECALL_AT,
+            ],
             sort_keys=True,
         ).encode()
     ).hexdigest()[:12]
@@ -283,6 +253,7 @@ def fit_profile_ranker(
                 "valid_scope": "latest sessions by end time (early-stopping slice), last-item queries",
                 "same_candidates": baselines(queries, per_query, sources),
                 "candidate_recall": candidate_recall(queries, per_query, sources),
+                "recall_by_n": recall_by_n(queries, per_query, sources, proposed_per_source(spec)),
                 "queries": {"train": len(train.groups), "holdout": len(stop.groups), "all_prefixes": len(queries)},
                 "rows": train.n_rows,
                 "last_item_weight": LAST_ITEM_WEIGHT,

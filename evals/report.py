@@ -227,6 +227,9 @@ def write_report(
         rows += [[n, "published", *(f"{v[m]:.4f}" if m in v else "—" for m in HEADLINE)] for n, v in published.items()]
         sections.append(_table(rows, ["model", "source", *HEADLINE]))
     sections += ["", "## Do the paper's claims hold on this data?", "", *claims(runs)]
+    from evals.report_ranking import ranking_section
+
+    sections += ranking_section(runs, root, out)[0]  # its importance plots are shown inside it
     significance_rows = significance(runs)
     if significance_rows:
         sections += ["", "## Fused vs each component (paired bootstrap, two-sided p)", ""]

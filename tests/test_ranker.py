@@ -89,3 +89,45 @@ def test_missing_sources_are_flagged_and_a_changed_booster_is_refused(manifest, 
             ProfileServices(slice_settings).profile(PROFILE, "test", dataset=slice_settings.dataset)
     finally:
         path.write_text(original)
+
+
+def test_the_report_shows_the_ranking_stage_with_its_validation_numbers(
+    manifest, slice_prepared, slice_settings, tmp_path
+):
+    """The report of a ranker run gains recall by N, the four fusions of the same candidates, the
+    leave-one-source-out ablation (run here on the slice) and a feature-importance plot."""
+    from evals.graph_pipelines import GraphPipeline
+    from evals.harness import evaluate
+    from evals.ranker_ablation import ABLATION_FILE, run_ablation
+    from evals.report import Run, write_report
+    from evals.report_ranking import ablation_lines
+
+    fitted = manifest.fusion["fitted_on"]
+    table = fitted["recall_by_n"]["by_n"]
+    sources = manifest.profile.source_names[:3]
+    assert fitted["recall_by_n"]["n_queries"] == len(slice_prepared.valid.cases)
+    assert list(table["union"]) == ["10", "20", "50", "100"]  # capped at the 100 candidates each source proposes
+    for n in table["union"]:
+        assert max(table[s][n] for s in sources) <= table["union"][n] <= 1.0
+    union = list(table["union"].values())
+    assert union == sorted(union)  # a larger N never loses a target
+    assert table["union"]["100"] > table["union"]["10"] > 0.0
+
+    pipeline = GraphPipeline(PROFILE, slice_settings, dataset=slice_settings.dataset)
+    evaluate(pipeline, slice_prepared, tmp_path / PROFILE, limit=5, progress=False)
+    run = Run.load(tmp_path / PROFILE)
+    assert "No leave-one-source-out ablation" in ablation_lines(run, tmp_path, run.card["params"]["fusion"])[0]
+    path = run_ablation(slice_settings, slice_prepared, PROFILE, tmp_path / ABLATION_FILE.format(profile=PROFILE))
+    ablation = json.loads(path.read_text())
+    assert set(ablation["without"]) == set(sources) and ablation["full"]["valid"] == fitted["valid"]
+    assert all(r["union_recall"] <= ablation["full"]["union_recall"] for r in ablation["without"].values())
+    report = write_report(tmp_path, names=[PROFILE]).read_text()
+    section = report.split(f"## Ranking stage: `{PROFILE}`")[1].split("\n## ")[0]
+    assert f"| **union** | {table['union']['10']:.4f} | {table['union']['20']:.4f} |" in section
+    assert f"| **LambdaMART (this ranker)** | {fitted['valid']['hr@20']:.4f} |" in section
+    for key in ("weighted", "rrf", "learned"):
+        assert f"{fitted['same_candidates'][key]['ndcg@20']:.4f}" in section
+    for source in sources:
+        assert f"| without `{source}` | {ablation['without'][source]['valid']['hr@20']:.4f} |" in section
+    assert f"![feature importance of {PROFILE}](importance-{PROFILE}.png)" in section
+    assert (tmp_path / "report" / f"importance-{PROFILE}.png").stat().st_size > 1000
