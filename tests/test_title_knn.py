@@ -93,7 +93,9 @@ def test_registry_uses_the_validation_tuned_parameters() -> None:
 def test_a_users_tuning_in_semsr_home_wins_over_the_shipped_one(tmp_path: Path) -> None:
     user = tmp_path / "tuned" / "amazon-beauty" / "title-knn.json"
     user.parent.mkdir(parents=True)
-    user.write_text(json.dumps({"params": {"mode": "mean", "decay": 0.3}, "selected_on": "validation fold"}))
+    shipped_record = json.loads(tuned_path(SHIPPED_TUNED_DIR, "amazon-beauty", "title-knn").read_text())
+    mine_record = {**shipped_record, "params": {**shipped_record["params"], "mode": "mean", "decay": 0.3}}
+    user.write_text(json.dumps(mine_record))  # a whole record: tuned records are validated (sr_models/records.py)
     mine = build_model("title-knn", "amazon-beauty", env=ModelEnv(tuned_dir=tmp_path / "tuned"))
     assert (mine.params()["mode"], mine.params()["decay"]) == ("mean", 0.3)
     shipped = build_model("title-knn", "amazon-beauty", env=ModelEnv(tuned_dir=tmp_path / "elsewhere"))
