@@ -30,21 +30,30 @@ RRF_K = 60.0
 FEATURES_PER_SOURCE = 3  # z-score, reciprocal rank, presence
 
 
-def source_features(candidates: Sequence[Candidate], items: np.ndarray) -> np.ndarray:
-    """Features of ``items`` (dense indices) for one source: shape (len(items), 3)."""
-    features = np.zeros((items.size, FEATURES_PER_SOURCE), dtype=np.float64)
-    if not candidates:
-        return features
+def finite_candidates(candidates: Sequence[Candidate]) -> tuple[np.ndarray, np.ndarray]:
+    """A source's list as arrays ``(item ids, scores)``, in list order, without non-finite scores."""
     scores = np.array([c["score"] for c in candidates], dtype=np.float64)
     ids = np.array([c["item"] for c in candidates], dtype=np.int64)
     finite = np.isfinite(scores)
-    scores, ids = scores[finite], ids[finite]
+    return ids[finite], scores[finite]
+
+
+def within_list_z(scores: np.ndarray) -> np.ndarray:
+    """Scores z-normalised within one source's list for one session (all 0 when they are all equal)."""
+    std = scores.std()
+    return (scores - scores.mean()) / std if std > 0 else np.zeros_like(scores)
+
+
+def source_features(candidates: Sequence[Candidate], items: np.ndarray) -> np.ndarray:
+    """Features of ``items`` (dense indices) for one source: shape (len(items), 3)."""
+    features = np.zeros((items.size, FEATURES_PER_SOURCE), dtype=np.float64)
+    ids, scores = finite_candidates(candidates)
     if scores.size == 0:
         return features
     order = np.argsort(-scores, kind="stable")
     scores, ids = scores[order], ids[order]
     std = scores.std()
-    z = (scores - scores.mean()) / std if std > 0 else np.zeros_like(scores)
+    z = within_list_z(scores)
     floor = z.min() - (0.5 if std > 0 else 0.0)
     lookup = {int(item): position for position, item in enumerate(ids)}
     positions = np.array([lookup.get(int(item), -1) for item in items], dtype=np.int64)

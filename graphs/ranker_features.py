@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from graphs.fusion import finite_candidates, union_items, within_list_z
 from graphs.state import Candidate
 from sr_models.base import Recommender
 from sr_models.title_knn import TitleKNN
@@ -48,22 +49,17 @@ class RankerContext:
 
 def _source_block(candidates: Sequence[Candidate], items: np.ndarray) -> np.ndarray:
     block = np.full((items.size, len(PER_SOURCE)), np.nan)
-    scores = np.array([c["score"] for c in candidates], dtype=np.float64)
-    ids = np.array([c["item"] for c in candidates], dtype=np.int64)
-    finite = np.isfinite(scores)
-    scores, ids = scores[finite], ids[finite]
+    ids, scores = finite_candidates(candidates)
     order = np.lexsort((ids, -scores))
     scores, ids = scores[order], ids[order]
     block[:, 2] = scores.size + 1.0
     block[:, 3] = 1.0
     if scores.size == 0:
         return block
-    std = scores.std()
-    z = (scores - scores.mean()) / std if std > 0 else np.zeros_like(scores)
     # items is sorted (union_items); a sorted search finds each proposed id's row
     rows = np.searchsorted(items, ids)
     block[rows, 0] = scores
-    block[rows, 1] = z
+    block[rows, 1] = within_list_z(scores)
     block[rows, 2] = np.arange(1, scores.size + 1, dtype=np.float64)
     block[rows, 3] = 0.0
     return block
@@ -74,7 +70,7 @@ def ranker_features(
 ) -> tuple[np.ndarray, np.ndarray]:
     """The union of ``sources``' candidates (ascending index) and their features, columns as
     :func:`feature_names`."""
-    items = np.array(sorted({c["item"] for s in sources for c in results.get(s, ())}), dtype=np.int64)
+    items = union_items({source: results.get(source, ()) for source in sources})
     blocks = [_source_block(results.get(source, ()), items) for source in sources]
     shared = np.full((items.size, len(SHARED)), np.nan)
     if items.size:
