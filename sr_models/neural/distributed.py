@@ -123,15 +123,16 @@ class LossStep(nn.Module):
 def step_module(encoder: nn.Module, loss: Any) -> Any:
     """``loss(encoder, *args)`` as a callable: DDP-wrapped in a distributed run, plain otherwise.
 
-    Buffers are not broadcast (they are computed alike on every process from the same sessions: MSGAT's
-    item graph, SemSR-F's frozen text vectors); unused parameters are allowed (a step may not touch all)."""
+    Buffers are synchronised once, not at every step (they are computed alike on every process from the
+    same sessions: MSGAT's item graph, SemSR-F's frozen text vectors); unused parameters are allowed (a
+    step need not touch all of them)."""
     step = LossStep(encoder, loss)
     if not world().active:
         return step
     device = next(encoder.parameters()).device
     ids = [device] if device.type == "cuda" else None
     return nn.parallel.DistributedDataParallel(
-        step, device_ids=ids, broadcast_buffers=False, find_unused_parameters=True
+        step, device_ids=ids, forward_sync_buffers=False, find_unused_parameters=True
     )
 
 
