@@ -7,7 +7,12 @@ architecture), or GRU4Rec's official session-parallel steps (``training="session
 with ``steps``: :mod:`sr_models.neural.gru4rec`), where each step updates the weights, the hidden state is
 carried from step to step (detached) and reset where a new session starts, and the loss runs over the
 step's shared negatives (:mod:`sr_models.neural.losses`). Adam or GRU4Rec's Adagrad with momentum
-(:class:`sr_models.neural.optim.AdagradM`)."""
+(:class:`sr_models.neural.optim.AdagradM`). Sampled softmax works with every encoder (each scores a subset
+of items as its full logits would); validation always ranks the full catalogue.
+
+Under ``torchrun`` the same loop runs data-parallel on every process (:mod:`sr_models.neural.distributed`):
+each trains on its disjoint share of every epoch, validation is gathered across them, rank 0 decides
+when to stop, and a distributed epoch's record says what each rank trained on."""
 
 from __future__ import annotations
 
