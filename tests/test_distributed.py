@@ -1,12 +1,14 @@
 """Training on 2 processes through torchrun (gloo, DDP) reaches the validation metric of 1 process within
-noise, writes exactly one artefact, and its ranks train on disjoint shares of the data.
+noise, writes exactly one artefact, keeps the ranks' weights identical, and its ranks train on disjoint
+shares of the data that together are all of it.
 
 The model is GRU4Rec with its official session-parallel training (the default torch model), 2 epochs on
 the validation fold of the latest 2,000 Beauty sessions (1,280 sub-train sessions, 314 validation cases).
-TOLERANCE is the measured spread, not a guess: over seeds 0/1/2 one process gave validation NDCG@20
-0.0859-0.0934 and two processes 0.0823-0.0901 (docs in the branch report); differences of a same-seed pair
-stayed under 0.012, so 0.03 (about 3 x the seed-to-seed spread) separates noise from a broken run (an
-untrained GRU4Rec scores ~0.003 here, one trained on a single rank's half of the gradient ~0.05).
+TOLERANCE comes from a measurement (``semsr train --model gru4rec --fold valid --max-epochs 2``, seeds 0/1/2,
+1 process vs ``torchrun --nproc_per_node=2``): validation NDCG@20 0.1020/0.1104/0.0948 on one process and
+0.0981/0.1041/0.1089 on two (untrained: 0.0). The seed-to-seed sd on one process is ~0.008, so the
+difference of two independent runs has sd ~0.011; 0.04 is ~3.5 of those. Only NDCG@20 (the monitored
+metric) is compared: GRU4Rec trains with BPR-max, so its full-catalogue validation loss says little.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from sessiondata.schema import Dataset
 from sr_models.base import train_data
 
 ROOT = Path(__file__).resolve().parents[1]
-TOLERANCE = {"ndcg@20": 0.03, "valid_loss": 0.05}
+TOLERANCE = {"ndcg@20": 0.04}
 TRAIN = ["train", "--model", "gru4rec", "--fold", "valid", "--max-epochs", "2", "--device", "cpu", "--threads", "1"]
 
 
@@ -50,6 +52,29 @@ def latest_2000(beauty: Dataset, tmp_path_factory: pytest.TempPathFactory) -> st
     return f"csv:{root}"
 
 
+SMALL = {"dim": 64, "n_negatives": 256}  # GRU4Rec's official training, smaller: ~4x faster on the slice
+
+
+def small_gru4rec(home: Path, spec: str) -> Path:
+    """``home`` with a tuning record for GRU4Rec on ``spec`` (what ``semsr tune`` writes), so the CLI trains
+    the small model; returns ``home``."""
+    name = Path(spec.removeprefix("csv:")).name
+    record = {
+        "model": "gru4rec",
+        "dataset": {"name": name},
+        "selected_on": "not tuned: a small GRU4Rec for the 2-process test",
+        "objective": "ndcg@20",
+        "params": SMALL,
+        "valid": {},
+        "seconds": 0.0,
+        "tuned_at": "2026-12-02T00:00:00Z",
+    }
+    target = home / "tuned" / name / "gru4rec.json"
+    target.parent.mkdir(parents=True)
+    target.write_text(json.dumps(record))
+    return home
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -68,8 +93,10 @@ def last_epoch(directory: Path) -> dict:
 def test_two_torchrun_processes_train_like_one(latest_2000: str, tmp_path: Path) -> None:
     from semsr.cli import app
 
-    one_home, two_home = tmp_path / "one", tmp_path / "two"
-    single = CliRunner().invoke(app, [*TRAIN, "--dataset", latest_2000, "--no-progress"], env={"SEMSR_HOME": str(one_home)})
+    one_home, two_home = small_gru4rec(tmp_path / "one", latest_2000), small_gru4rec(tmp_path / "two", latest_2000)
+    single = CliRunner().invoke(
+        app, [*TRAIN, "--dataset", latest_2000, "--no-progress"], env={"SEMSR_HOME": str(one_home)}
+    )
     assert single.exit_code == 0, single.output
     env = {**os.environ, "SEMSR_HOME": str(two_home), "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_addr=127.0.0.1"]
@@ -81,11 +108,14 @@ def test_two_torchrun_processes_train_like_one(latest_2000: str, tmp_path: Path)
 
     (one,), (two,) = artefacts(one_home), artefacts(two_home)  # exactly one artefact each
     assert str(two) == report["valid"]["artifact"]
-    assert json.loads((two / "config.json").read_text())["world"] == 2
+    config = json.loads((two / "config.json").read_text())
+    assert config["world"] == 2 and SMALL.items() <= config["params"].items()
     single_epoch, double_epoch = last_epoch(one), last_epoch(two)
     assert double_epoch["epoch"] == single_epoch["epoch"] == 2
     for metric, tolerance in TOLERANCE.items():
         assert abs(double_epoch[metric] - single_epoch[metric]) <= tolerance, (metric, single_epoch, double_epoch)
+    assert double_epoch["ndcg@20"] > 0.05  # it learnt (the untrained model's epoch 0 scores 0.0 here)
+    assert double_epoch["weights_spread"] == 0.0  # gradients averaged: both ranks hold the same model
 
     # the ranks trained on disjoint shares of the sessions, which together are all of them
     data = train_data(build_protocol(load_dataset(latest_2000)), "valid")

@@ -24,6 +24,7 @@ import os
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
@@ -140,3 +141,21 @@ def seed_offset() -> int:
     """Added to a seed for what should differ across processes (dropout, masks, sampled negatives): 0 on
     rank 0, so rank 0 of a distributed run draws what one process would."""
     return 1_000_003 * world().rank
+
+
+def audit(module: nn.Module, seen: np.ndarray) -> dict[str, Any]:
+    """A distributed epoch's record of what each process trained on (``seen``: example or session indices):
+    counts per rank, how many indices more than one rank saw (0: the shards were disjoint), and how far
+    the ranks' weights are apart (sum of absolute values; 0.0: DDP kept them identical)."""
+    with torch.no_grad():
+        checksum = float(sum(p.double().abs().sum() for p in module.parameters()))
+    shares = gather((seen, checksum))
+    indices = np.concatenate([x for x, _ in shares]).astype(np.int64)
+    counts = np.bincount(indices) if len(indices) else np.zeros(0, dtype=np.int64)
+    sums = [c for _, c in shares]
+    return {
+        "world": len(shares),
+        "shard_examples": [len(x) for x, _ in shares],
+        "shard_overlap": int((counts > 1).sum()),
+        "weights_spread": max(sums) - min(sums),
+    }

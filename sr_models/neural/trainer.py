@@ -211,14 +211,6 @@ def _sampled_loss(
     )
 
 
-def _audit(seen: np.ndarray) -> dict[str, Any]:
-    """A distributed epoch's record of what each process trained on: example (or session) counts per rank
-    and how many indices more than one rank saw (0: the shards were disjoint)."""
-    shares = distributed.gather(seen)
-    counts = np.bincount(np.concatenate(shares)) if any(len(x) for x in shares) else np.zeros(0)
-    return {"world": len(shares), "shard_examples": [len(x) for x in shares], "shard_overlap": int((counts > 1).sum())}
-
-
 def train(
     encoder: SessionEncoder,
     examples: Examples,
@@ -271,7 +263,7 @@ def train(
             "epoch_seconds": time.perf_counter() - epoch_start,
         }
         if world.active:
-            record.update(_audit(seen))
+            record.update(distributed.audit(encoder, seen))
         if valid_cases:
             record.update(validate(encoder, valid_cases, config))
         result.history.append(record)
