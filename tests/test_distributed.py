@@ -13,72 +13,27 @@ metric) is compared: GRU4Rec trains with BPR-max, so its full-catalogue validati
 
 from __future__ import annotations
 
-import csv
 import json
 import os
-import socket
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
+from benchmarks.distributed import ROOT, SMALL_GRU4REC, train_command, write_tuned
+from benchmarks.fuzz_recommend import write_slice
 from sessiondata.loaders import load_dataset
 from sessiondata.protocol import build_protocol
-from sessiondata.schema import Dataset
 from sr_models.base import train_data
 
-ROOT = Path(__file__).resolve().parents[1]
 TOLERANCE = {"ndcg@20": 0.04}
-TRAIN = ["train", "--model", "gru4rec", "--fold", "valid", "--max-epochs", "2", "--device", "cpu", "--threads", "1"]
 
 
 @pytest.fixture(scope="module")
-def latest_2000(beauty: Dataset, tmp_path_factory: pytest.TempPathFactory) -> str:
+def latest_2000(tmp_path_factory: pytest.TempPathFactory) -> str:
     """The latest-ending 2,000 Beauty sessions and their items as a CSV pair (a dataset spec)."""
-    root = tmp_path_factory.mktemp("beauty-2000")
-    sessions = sorted(beauty.sessions, key=lambda s: s.end_time)[-2000:]
-    catalog = beauty.catalog
-    with (root / "items.csv").open("w", newline="") as sink:
-        writer = csv.writer(sink)
-        writer.writerow(["item_id", "title"])
-        writer.writerows([catalog.ids[i], catalog.titles[i]] for i in sorted({i for s in sessions for i in s.items}))
-    with (root / "interactions.csv").open("w", newline="") as sink:
-        writer = csv.writer(sink)
-        writer.writerow(["session_id", "item_id", "timestamp"])
-        for s in sessions:
-            writer.writerows([s.session_id, catalog.ids[i], t] for i, t in zip(s.items, s.times, strict=True))
-    return f"csv:{root}"
-
-
-SMALL = {"dim": 64, "n_negatives": 256}  # GRU4Rec's official training, smaller: ~4x faster on the slice
-
-
-def small_gru4rec(home: Path, spec: str) -> Path:
-    """``home`` with a tuning record for GRU4Rec on ``spec`` (what ``semsr tune`` writes), so the CLI trains
-    the small model; returns ``home``."""
-    name = Path(spec.removeprefix("csv:")).name
-    record = {
-        "model": "gru4rec",
-        "dataset": {"name": name},
-        "selected_on": "not tuned: a small GRU4Rec for the 2-process test",
-        "objective": "ndcg@20",
-        "params": SMALL,
-        "valid": {},
-        "seconds": 0.0,
-        "tuned_at": "2026-12-02T00:00:00Z",
-    }
-    target = home / "tuned" / name / "gru4rec.json"
-    target.parent.mkdir(parents=True)
-    target.write_text(json.dumps(record))
-    return home
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    return write_slice(tmp_path_factory.mktemp("slices"), 2000)
 
 
 def artefacts(home: Path) -> list[Path]:
@@ -93,15 +48,15 @@ def last_epoch(directory: Path) -> dict:
 def test_two_torchrun_processes_train_like_one(latest_2000: str, tmp_path: Path) -> None:
     from semsr.cli import app
 
-    one_home, two_home = small_gru4rec(tmp_path / "one", latest_2000), small_gru4rec(tmp_path / "two", latest_2000)
-    single = CliRunner().invoke(
-        app, [*TRAIN, "--dataset", latest_2000, "--no-progress"], env={"SEMSR_HOME": str(one_home)}
-    )
+    one_home = write_tuned(tmp_path / "one", latest_2000, "gru4rec", SMALL_GRU4REC)
+    two_home = write_tuned(tmp_path / "two", latest_2000, "gru4rec", SMALL_GRU4REC)
+    one_process = train_command(latest_2000, "gru4rec", seed=0, max_epochs=2, nproc=1)
+    assert one_process[1:3] == ["-m", "semsr"]
+    single = CliRunner().invoke(app, one_process[3:], env={"SEMSR_HOME": str(one_home)})  # in this process
     assert single.exit_code == 0, single.output
     env = {**os.environ, "SEMSR_HOME": str(two_home), "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_addr=127.0.0.1"]
-    command = [*launcher, f"--master_port={free_port()}", "-m", "semsr", *TRAIN, "--dataset", latest_2000]
-    done = subprocess.run([*command, "--no-progress"], env=env, capture_output=True, text=True, timeout=240)
+    two_processes = train_command(latest_2000, "gru4rec", seed=0, max_epochs=2, nproc=2)
+    done = subprocess.run(two_processes, env=env, capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads(done.stdout)  # rank 0 alone prints the report
     assert report["world"] == 2
@@ -109,7 +64,7 @@ def test_two_torchrun_processes_train_like_one(latest_2000: str, tmp_path: Path)
     (one,), (two,) = artefacts(one_home), artefacts(two_home)  # exactly one artefact each
     assert str(two) == report["valid"]["artifact"]
     config = json.loads((two / "config.json").read_text())
-    assert config["world"] == 2 and SMALL.items() <= config["params"].items()
+    assert config["world"] == 2 and SMALL_GRU4REC.items() <= config["params"].items()
     single_epoch, double_epoch = last_epoch(one), last_epoch(two)
     assert double_epoch["epoch"] == single_epoch["epoch"] == 2
     for metric, tolerance in TOLERANCE.items():
