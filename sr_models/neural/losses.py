@@ -61,11 +61,21 @@ class SampledSoftmax:
     drawn items). Evaluation never uses it: models are always scored over the full catalogue."""
 
     def __init__(
-        self, counts: np.ndarray, *, alpha: float, n_negatives: int, logq: float, generator: torch.Generator
+        self,
+        counts: np.ndarray,
+        *,
+        alpha: float,
+        n_negatives: int,
+        logq: float,
+        generator: torch.Generator,
+        rows: int = 1024,
     ) -> None:
         self.sampler = PopularitySampler(counts, alpha, generator)
         self.log_count = torch.from_numpy(np.log(np.maximum(counts, 1)).astype(np.float32))
         self.alpha, self.n_negatives, self.logq = alpha, n_negatives, logq
+        # a padded batch of a sequence model has a target per position (256 x 50 rows): the other rows'
+        # targets are negatives within blocks of ``rows`` rows, so the scores stay rows x (rows + S), not n^2
+        self.rows = rows
 
     def candidates(self, items: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(the step's candidates: its targets then the drawn items, the drawn items)."""
@@ -81,14 +91,18 @@ class SampledSoftmax:
         sparse: bool = False,
         reduction: str = "mean",
     ) -> torch.Tensor:
-        candidates, extra = self.candidates(items)
-        scores = encoder.candidate_scores(hidden, candidates, sparse=sparse)  # type: ignore[operator]
-        correction = None
-        if self.logq:
-            log_count = self.log_count.to(hidden.device)
-            correction = self.logq * torch.cat([log_count[items], self.alpha * log_count[extra]])
-        loss = sampled_softmax_loss(scores, correction)
-        return loss / len(items) if reduction == "mean" else loss
+        extra = self.sampler.draw(self.n_negatives).to(items.device)  # shared by the blocks of rows
+        log_count = self.log_count.to(hidden.device)
+        loss = hidden.new_zeros(())
+        for start in range(0, len(items), self.rows):
+            block = items[start : start + self.rows]
+            candidates = torch.cat([block, extra])
+            scores = encoder.candidate_scores(hidden[start : start + self.rows], candidates, sparse=sparse)  # type: ignore[operator]
+            correction = None
+            if self.logq:
+                correction = self.logq * torch.cat([log_count[block], self.alpha * log_count[extra]])
+            loss = loss + sampled_softmax_loss(scores, correction)
+        return loss / max(len(items), 1) if reduction == "mean" else loss
 
 
 def bpr_max_loss(scores: torch.Tensor, bpreg: float) -> torch.Tensor:
