@@ -80,3 +80,22 @@ def test_two_torchrun_processes_train_like_one(latest_2000: str, tmp_path: Path)
     assert double_epoch["shard_overlap"] == 0
     assert sum(double_epoch["shard_examples"]) == trainable
     assert min(double_epoch["shard_examples"]) >= trainable // 2
+
+
+def test_padded_batches_split_into_disjoint_rows_of_the_same_global_batches() -> None:
+    import numpy as np
+
+    from sr_models.neural.data import Examples, batch_chunks, shard_chunks
+
+    lengths = np.random.default_rng(0).integers(1, 9, size=1001)
+    examples = Examples([[1] * int(n) for n in lengths], list(range(1001)), per_position=False)
+    chunks = batch_chunks(examples, 64, shuffle=True, rng=np.random.default_rng(3))
+    again = batch_chunks(examples, 64, shuffle=True, rng=np.random.default_rng(3))  # another rank, same seed
+    assert all((a == b).all() for a, b in zip(chunks, again, strict=True))
+    shares = [shard_chunks(chunks, rank, 3) for rank in range(3)]
+    assert len({len(share) for share in shares}) == 1  # every rank takes the same number of steps
+    for step, rows in enumerate(zip(*shares, strict=True)):
+        assert sorted(np.concatenate(rows)) == sorted(chunks[step])  # together: the one-process batch
+    seen = [np.concatenate(share) for share in shares]
+    assert sum(len(s) for s in seen) == len(set(np.concatenate(seen))) == 1001  # disjoint, and all of them
+    assert shard_chunks([np.arange(2)], 0, 3) == []  # a batch with fewer rows than ranks: skipped by all
