@@ -15,6 +15,14 @@ How a distributed fit works (:mod:`sr_models.neural.trainer`, :mod:`sr_models.ne
 * only rank 0 writes (training log, validated epoch record, the artefact); decisions that read the disk
   (reuse a cached artefact, the validated epoch count) are rank 0's, broadcast to the others.
 
+What differs from one process: dropout, masks and sampled negatives are drawn per process, and a loss
+with in-batch negatives (GRU4Rec's) sees each process's own rows as the batch (on 2 processes a slot of
+GRU4Rec's 64 ranks against 32 in-batch targets plus the sampled items, not 64). Measured on a Beauty slice
+(tests/test_distributed.py, 5 seeds), 2 processes reached a validation NDCG@20 0.007 below 1 process on
+average (same-seed sd 0.009: within noise). Item tables get dense gradients, all-reduced whole: cheap for
+Beauty's 12k items, communication-bound for 10^5+ items (a sparse all-reduce of the rows a step touched
+is not built).
+
 A single process (no ``torchrun``) sees rank 0 of 1 everywhere here, and nothing changes for it.
 """
 
