@@ -8,8 +8,8 @@ and for the distributed run what its epoch record says (sessions per rank, overl
 shares, spread of the ranks' weights). ``--params`` sets hyper-parameters the way a ``semsr tune`` record
 would (default: the small GRU4Rec of ``tests/test_distributed.py``; ``{}`` for the shipped defaults).
 
-Results go to ``benchmarks/results/distributed.json`` and ``.md``. The machine is shared: the load average
-is recorded beside each run; read the seconds with it.
+Results go to ``benchmarks/results/distributed.json`` and ``.md`` (``--out NAME``: ``NAME.json``, ``.md``).
+The machine is shared: the load average is recorded beside each run; read the seconds with it.
 """
 
 from __future__ import annotations
@@ -127,6 +127,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--nproc", type=int, default=2)
     parser.add_argument("--max-epochs", type=int, default=2)
+    parser.add_argument("--out", default="distributed", help="Results file name under benchmarks/results/.")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="semsr-slice-") as tmp:
         spec = write_slice(Path(tmp), args.sessions)
@@ -147,8 +148,8 @@ def main() -> None:
         "summary": summary,
     }
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "distributed.json").write_text(json.dumps(result, indent=2) + "\n")
-    (RESULTS / "distributed.md").write_text(render(result))
+    (RESULTS / f"{args.out}.json").write_text(json.dumps(result, indent=2) + "\n")
+    (RESULTS / f"{args.out}.md").write_text(render(result))
     print(render(result))
 
 
