@@ -4,7 +4,7 @@ For each seed, ``semsr train --fold valid`` (the validation fit, early stopping 
 runs once on one process and once under ``torchrun --nproc_per_node=N`` (gloo on the CPU, DDP), each in a
 fresh ``SEMSR_HOME`` on the latest ``--sessions`` Beauty sessions (a CSV slice, loaded through ``csv:DIR``).
 Recorded per run: the last epoch's validation HR/NDCG@20, seconds per epoch, wall seconds of the command,
-and for the distributed run what its epoch record says (sessions per rank, overlap between the ranks'
+and for the distributed run what its epoch record says (examples per rank, overlap between the ranks'
 shares, spread of the ranks' weights). ``--params`` sets hyper-parameters the way a ``semsr tune`` record
 would (default: the small GRU4Rec of ``tests/test_distributed.py``; ``{}`` for the shipped defaults).
 
@@ -97,7 +97,7 @@ def render(result: dict[str, Any]) -> str:
         f"`{result['command']}` on {result['machine']}; {result['setting']}.",
         "",
         "| processes | seed | epochs | HR@20 | NDCG@20 | s/epoch | wall s | load "
-        "| sessions per rank | overlap | weight spread |",
+        "| examples per rank | overlap | weight spread |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in result["runs"]:
