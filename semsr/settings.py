@@ -24,6 +24,7 @@ from agents.config import LLMConfig
 from embeddings.config import EmbedderConfig
 from sessiondata.protocol import ProtocolConfig
 from sr_models.env import ModelEnv
+from sr_models.neural.config import NeuralConfig
 from tools.config import ChromaConfig
 
 
@@ -76,6 +77,7 @@ class Settings(BaseSettings):
     embedder: EmbedderConfig = Field(default_factory=EmbedderConfig)
     chroma: ChromaConfig = Field(default_factory=ChromaConfig)
     llm: LLMConfig = Field(default_factory=LLMConfig)
+    neural: NeuralConfig = Field(default_factory=NeuralConfig)
     node_threads: int = Field(
         32,
         ge=1,
@@ -104,6 +106,7 @@ class Settings(BaseSettings):
             threads=self.threads,
             device=self.device,
             progress=self.progress if progress is None else progress,
+            neural=self.neural,
         )
 
     def chroma_path(self) -> Path:
