@@ -65,7 +65,7 @@ TITLE_KNN_GRID = {  # pooling, prior and the vectors' post-processing (embedding
 }
 VSKNN_SEM_GRID = {  # the V-SKNN part (k aside) and the vectors' space come from INHERITS
     "k": [50, 100, 200],
-    "blend": [0.0, 0.25, 0.5, 0.75, 1.0],
+    "blend": [0.0, 0.25, 0.5, 0.75, 0.9, 1.0],
     "vector_neighbours": [50, 100, 250, 500],
     "vector_mode": ["last", "recency"],
     "vector_decay": [0.5, 0.7, 0.85],
