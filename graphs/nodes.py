@@ -14,7 +14,7 @@ import numpy as np
 from langgraph.runtime import Runtime
 from langgraph.types import interrupt
 
-from graphs.candidates import as_candidates, known_window, model_candidates
+from graphs.candidates import all_cold, as_candidates, known_window, model_candidates
 from graphs.chat import answer_message
 from graphs.context import Context
 from graphs.explain import LLM_TEXT_CHARS, item_reasons, short, summary_line
@@ -108,7 +108,9 @@ class GraphNodes:
                 results[source.name] = _timed(source.name, started, status="cold", candidates=[], note=note)
             else:
                 try:
-                    [candidates] = model_candidates(profile.models[source.name], [known], [exclude], source.candidates)
+                    model, n = profile.models[source.name], source.candidates
+                    every_item = kind == "title-knn" and all_cold(known, profile.is_cold)
+                    [candidates] = model_candidates(model, [known], [exclude], n, every_item=every_item)
                     results[source.name] = _timed(source.name, started, status="ok", candidates=candidates)
                 except Exception as error:  # a broken model must not strand the shopper
                     note = f"{type(error).__name__}: {error}"

@@ -108,17 +108,28 @@ class SessionKNN(Recommender):
         return self.rng.choice(candidates, size=size, replace=False)
 
     def _score_one(self, prompt: Sequence[int]) -> np.ndarray:
+        prompt_arr = np.asarray(prompt, dtype=np.int64)
+        candidates = self._candidates(np.unique(prompt_arr))
+        return self._score_neighbours(prompt_arr, candidates)
+
+    def _score_neighbours(
+        self, prompt_arr: np.ndarray, candidates: np.ndarray, blend_with: tuple[np.ndarray, float] | None = None
+    ) -> np.ndarray:
+        """Catalogue scores from the candidate neighbour sessions: keep the ``k`` most similar, then score
+        each of their items by the neighbour's similarity (STAN position decay, IDF).
+
+        ``blend_with`` = (one similarity per candidate, weight w) makes a neighbour's similarity
+        ``(1 - w) * overlap + w * given`` (:mod:`sr_models.semantic_knn`: session-vector cosine); candidates
+        with no positive similarity are never neighbours, and a neighbour that shares no prompt item is
+        anchored, for the position decay, at its own last item."""
         cfg = self.config
         scores = np.zeros(self.n_items, dtype=np.float64)
-        prompt_arr = np.asarray(prompt, dtype=np.int64)
         weights = prompt_weights(len(prompt_arr), cfg.prompt_decay, cfg.prompt_decay_lambda)
         # one weight per distinct item: its most recent occurrence counts
         item_weight = np.zeros(self.n_items, dtype=np.float64)
         item_weight[prompt_arr] = weights  # later positions overwrite earlier ones
         item_recency = np.full(self.n_items, -1, dtype=np.int64)
         item_recency[prompt_arr] = np.arange(len(prompt_arr))
-        unique_prompt = np.unique(prompt_arr)
-        candidates = self._candidates(unique_prompt)
         if candidates.size == 0:
             return scores + self.backfill_scores if cfg.backfill else scores
 
@@ -135,24 +146,28 @@ class SessionKNN(Recommender):
         shared = item_weight[items] * first_occurrence
         similarity = np.bincount(owner, weights=shared, minlength=candidates.size)
         if cfg.similarity == "cosine":
-            similarity = similarity / np.sqrt(self.session_sizes[candidates] * unique_prompt.size)
-        n_keep = min(cfg.k, candidates.size)
-        top = np.argpartition(-similarity, n_keep - 1)[:n_keep]
-        top = top[similarity[top] > 0]
-        if top.size == 0:
+            similarity = similarity / np.sqrt(self.session_sizes[candidates] * np.unique(prompt_arr).size)
+        if blend_with is not None:
+            given, w = blend_with
+            similarity = (1.0 - w) * similarity + w * given
+        # only positive similarities compete (all of them in plain V-SKNN: every candidate shares an item)
+        positive = np.flatnonzero(similarity > 0)
+        if positive.size == 0:
             return scores + self.backfill_scores if cfg.backfill else scores
+        n_keep = min(cfg.k, positive.size)
+        top = positive[np.argpartition(-similarity[positive], n_keep - 1)[:n_keep]]
 
         keep = np.isin(owner, top)
         items_k, owner_k = items[keep], owner[keep]
         contribution = similarity[owner_k]
         if cfg.neighbour_decay_lambda is not None:
             positions = self.seq_positions[flat[keep]]
-            # anchor: the neighbour's position of the most recent prompt item it shares
+            # anchor: the neighbour's position of the most recent prompt item it shares, else its last item
             recency = item_recency[items_k]
             key = np.where(recency >= 0, recency * 100_000 + positions, -1)
             best_key = np.full(candidates.size, -1, dtype=np.int64)
             np.maximum.at(best_key, owner_k, key)
-            anchor = best_key[owner_k] % 100_000
+            anchor = np.where(best_key >= 0, best_key % 100_000, lengths - 1)[owner_k]
             contribution = contribution * np.exp(-np.abs(positions - anchor) / cfg.neighbour_decay_lambda)
         if cfg.idf_weight > 0:
             contribution = contribution * (1.0 + cfg.idf_weight * self.idf[items_k])

@@ -112,11 +112,14 @@ class TitleKNN(Recommender):
         """One unit vector per prompt (rows of the same space as the catalogue matrix)."""
         return session_vectors(self.vectors, prompts, self.config.mode, self.config.decay)
 
-    def score(self, prompts: Sequence[Sequence[int]]) -> np.ndarray:
+    def score(self, prompts: Sequence[Sequence[int]], *, every_item: bool = False) -> np.ndarray:
+        """Cosine (+ prior) of every catalogue item; ``every_item`` lifts ``candidates='train'`` (the graph
+        does so for a session none of whose items was seen in training, which only titles can answer)."""
         self._check_fitted()
         scores = (self.session_vectors(prompts) @ self.vectors.T).astype(np.float64)
         scores += self.prior
-        scores += self.mask
+        if not every_item:
+            scores += self.mask
         return scores
 
     def state(self) -> dict[str, np.ndarray]:

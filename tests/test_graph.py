@@ -13,6 +13,7 @@ import json
 import shutil
 import socket
 
+import numpy as np
 import pytest
 
 from evals.prepare import prepare_profile
@@ -136,6 +137,16 @@ def test_cold_items_go_the_semantic_path(semsr, prepared):
     assert len(result.recommendations) == 5
     assert all(set(r["contributions"]) == {"title-knn"} for r in result.recommendations), result.model_dump()
     assert all(r["reasons"][0]["kind"] == "similar-title" for r in result.recommendations)
+    # titles alone answer, over every item: the tuned candidates="train" alone would hide the cold ones
+    title = serving.models["title-knn"]
+    assert title.config.candidates == "train"
+    n = serving.spec.source("title-knn").candidates
+    wide = semsr.recommend([item], k=n)
+    answered = {serving.catalog.index_of(r["item_id"]) for r in wide.recommendations}
+    scores = title.score([[cold[0]]], every_item=True)[0]
+    scores[cold[0]] = -np.inf
+    assert answered == set(np.argsort(-scores, kind="stable")[:n].tolist())
+    assert any(serving.is_cold(i) for i in answered)
 
 
 def test_another_profile_is_served_by_name_with_its_own_fusion(semsr, prepared):
