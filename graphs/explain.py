@@ -35,9 +35,8 @@ TEMPLATES = {
 
 def short(text: str, limit: int) -> str:
     """One plain line of at most ``limit`` characters (control characters and markup brackets removed)."""
-    clean = " ".join(
-        "".join(ch if ch.isprintable() else " " for ch in text).replace("<", " ").replace(">", " ").split()
-    )
+    printable = text if text.isprintable() else "".join(ch if ch.isprintable() else " " for ch in text)
+    clean = " ".join(printable.replace("<", " ").replace(">", " ").split())
     return clean if len(clean) <= limit else clean[: limit - 1].rstrip() + "…"
 
 

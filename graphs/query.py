@@ -105,13 +105,15 @@ def fuse_with_query(
     proposals: Mapping[str, Sequence[Candidate]],
     query: SourceSpec | None,
     context: Any = None,
+    top: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
     """The fitted fusion of every source but the query's (``context``: the session, for the ranker), then
-    the query's candidates by its rule."""
+    the query's candidates by its rule. Contributions cover at least the first ``top`` items (None: all);
+    a query reorders the whole list, so then every item gets them."""
     fitted = {name: c for name, c in proposals.items() if query is None or name != query.name}
-    items, scores, contributions = fusion.fuse(fitted, context)
     if query is None or query.name not in proposals:
-        return items, scores, contributions
+        return fusion.fuse(fitted, context, top)
+    items, scores, contributions = fusion.fuse(fitted, context)
     return blend_query(items, scores, contributions, proposals[query.name], query_weight(query.params))
 
 

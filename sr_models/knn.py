@@ -116,9 +116,9 @@ class SessionKNN(Recommender):
         key = self.seq_session * self.n_items + self.seq_items
         self.seq_first = np.zeros(key.size, dtype=bool)
         self.seq_first[np.unique(key, return_index=True)[1]] = True
-        n_sessions = self.indptr.size - 1
-        ones = np.ones(self.item_sessions.size, dtype=np.float64)
-        self.incidence = sp.csr_matrix((ones, self.item_sessions, self.item_sessions_indptr), (self.n_items, n_sessions))
+        shape = (self.n_items, self.indptr.size - 1)
+        ones = np.ones(self.item_sessions.size, dtype=np.float32)  # shared-session counts stay exact below 2**24
+        self.incidence = sp.csr_matrix((ones, self.item_sessions, self.item_sessions_indptr), shape)
 
     def _score_one(self, prompt: Sequence[int]) -> np.ndarray:
         """One prompt's scores over the catalogue, in whole-array steps (no Python loop over neighbours).
