@@ -50,7 +50,9 @@ def offloaded(name: str, node: Callable[..., Any], pool: Executor) -> RunnableCa
         call = partial(copy_context().run, node, *args, **kwargs)
         return await asyncio.get_running_loop().run_in_executor(pool, call)
 
-    return RunnableCallable(node, in_pool, name=name)
+    # trace=False: the graph's task already opens one callback run per node (what the JSONL trace and
+    # LangSmith record); a traced callable would nest a second run of the same name inside it
+    return RunnableCallable(node, in_pool, name=name, trace=False)
 
 
 def build_graph(services: ProfileServices) -> StateGraph:

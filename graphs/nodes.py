@@ -75,7 +75,7 @@ class GraphNodes:
             raise InvalidRequest("items", new_items, f"no known item to recommend from, and no query: {detail}")
         indices = [profile.catalog.index_of(item) for item in session]
         return {
-            "profile": {"name": profile.spec.name, "version": profile.manifest.version_tag},
+            "profile": {"name": profile.spec.name, "version": profile.version_tag},
             "session": session,
             "session_indices": indices,
             "window": indices[-profile.spec.max_session_items :],

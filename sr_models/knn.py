@@ -123,7 +123,7 @@ class SessionKNN(Recommender):
     def _score_one(self, prompt: Sequence[int]) -> np.ndarray:
         """One prompt's scores over the catalogue, in whole-array steps (no Python loop over neighbours).
 
-        ``tests/test_knn_fast.py`` checks it against the plain per-neighbour definition, bit for bit."""
+        ``tests/test_fast_paths.py`` checks it against the plain per-neighbour definition, bit for bit."""
         cfg = self.config
         scores = np.zeros(self.n_items, dtype=np.float64)
         prompt_arr = np.asarray(prompt, dtype=np.int64)
