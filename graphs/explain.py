@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
+from functools import lru_cache
 
 from graphs.services import ServingProfile
 from graphs.state import Reason, Scored, SourceResult
@@ -33,6 +34,7 @@ TEMPLATES = {
 }
 
 
+@lru_cache(maxsize=8192)  # explanations quote the same few session titles over and over
 def short(text: str, limit: int) -> str:
     """One plain line of at most ``limit`` characters (control characters and markup brackets removed)."""
     printable = text if text.isprintable() else "".join(ch if ch.isprintable() else " " for ch in text)

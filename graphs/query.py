@@ -164,11 +164,14 @@ def cut_list(
     candidate, credited to ``popularity``); when no source proposed anything, the most popular items.
     """
     fused: list[Scored] = []
+    filtered = terms.active
+    values = np.asarray(scores).tolist()
+    columns = {source: np.asarray(c).tolist() for source, c in contributions.items()}  # Python floats, once
     for position, item in enumerate(items.tolist()):
-        if item in exclude or (terms.active and not terms.allows(catalog.titles[item])):
+        if item in exclude or (filtered and not terms.allows(catalog.titles[item])):
             continue
-        shares = {s: round(float(c[position]), 6) for s, c in contributions.items()}
-        fused.append(Scored(item=item, score=round(float(scores[position]), 6), contributions=shares))
+        shares = {source: round(column[position], 6) for source, column in columns.items()}
+        fused.append(Scored(item=item, score=round(values[position], 6), contributions=shares))
         if len(fused) == k:
             return fused
     if terms.active:

@@ -65,8 +65,8 @@ class RankerFusion(FusionModel):
     ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
         """Items (best first), booster scores, and each source's contribution to the first ``top`` items
         (all when None): an item's contribution reads only its own row, so a list cut at ``top`` needs no
-        ablation of the rows below the cut. Without a cut one booster call scores the rows and every
-        source's ablated copy together; with one, a second call scores the ablated copies of the top rows."""
+        ablation of the rows below the cut. Without a cut one booster call scores the rows and the ablated
+        copies together; with one, a second call scores the ablated copies of the top rows."""
         if context is None:
             raise ValueError("the ranker fusion needs the session's RankerContext")
         items, matrix = ranker_features(results, self.sources, context)
@@ -76,20 +76,32 @@ class RankerFusion(FusionModel):
         speaking = [(i, source) for i, source in enumerate(self.sources) if results.get(source)]
         ablated = [self._ablated(matrix, i) for i, _ in speaking]
         n = items.size
-        if top is None or top >= n:
-            scores = self.score_matrix(np.concatenate([matrix, *(rows for rows, _ in ablated)]))
-            base = scores[:n]
-            order = np.lexsort((items, -base))
-            shown = order
-            without = [scores[(j + 1) * n : (j + 2) * n][order] for j in range(len(ablated))]
-        else:
+        if top is not None and top < n:
             base = self.score_matrix(matrix)
             order = np.lexsort((items, -base))
             shown = order[:top]
-            m = shown.size
-            scores = self.score_matrix(np.concatenate([rows[shown] for rows, _ in ablated])) if ablated else base
-            without = [scores[j * m : (j + 1) * m] for j in range(len(ablated))]
-        contributions = {source: base[shown] - without[j] for j, (_, source) in enumerate(speaking)}
+        else:
+            shown = np.arange(n)
+        # an ablated row differs from its row only where the source proposed the item; elsewhere the source
+        # gets the "below" share regardless, so only those rows are scored (one booster call)
+        picked = [shown[proposed[shown]] for _, proposed in ablated]
+        copies = [rows[pick] for (rows, _), pick in zip(ablated, picked, strict=True)]
+        if top is not None and top < n:
+            without = self.score_matrix(np.concatenate(copies)) if copies else np.zeros(0)
+        else:
+            everything = self.score_matrix(np.concatenate([matrix, *copies]))
+            base, without = everything[:n], everything[n:]
+            order = np.lexsort((items, -base))
+            shown = order
+        position = np.empty(n, dtype=np.int64)
+        position[shown] = np.arange(shown.size)
+        contributions: dict[str, np.ndarray] = {}
+        offset = 0
+        for (_, source), pick in zip(speaking, picked, strict=True):
+            values = np.full(shown.size, np.nan)
+            values[position[pick]] = base[pick] - without[offset : offset + pick.size]
+            contributions[source] = values
+            offset += pick.size
         if contributions:  # a source that did not propose an item ranks below every one that did, for it
             values = np.stack(list(contributions.values()), 1)
             mask = np.stack([proposed[shown] for _, proposed in ablated], 1)

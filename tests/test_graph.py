@@ -319,11 +319,13 @@ def test_sync_runs_start_no_thread_per_request_and_branches_still_run_in_the_bra
     started = []
     real_start = threading.Thread.start
     monkeypatch.setattr(threading.Thread, "start", lambda self: (started.append(self.name), real_start(self))[1])
-    answers = [fresh.recommend(items, k=5) for _ in range(3)]
-    assert started == []
+    answers = [fresh.recommend(items, k=5) for _ in range(10)]
+    # the pool grows to at most one thread per branch, once; LangGraph's own would start ~2 per request
+    assert len(started) <= 5 and all(name.startswith("semsr-branch") for name in started), started
     assert len(seen) == 2 and all(name.startswith("semsr-branch") for name in seen.values()), seen
+    before = len(started)
     plain = fresh.graph(persistent=False).invoke({"items": items, "k": 5})  # LangGraph's own per-run pool
-    assert started  # which starts threads
+    assert len(started) > before  # which starts threads
     assert [r["item_id"] for r in answers[0].recommendations] == [r["item_id"] for r in plain["recommendations"]]
     assert answers[0].recommendations == answers[2].recommendations
 
