@@ -134,6 +134,7 @@ def test_ray_executor_matches_the_local_one(tmp_path, beauty_protocol, settings)
     assert all(by_ray[c].recommendations == by_local[c].recommendations for c in by_local)
 
 
+@pytest.mark.slow
 def test_process_executor_replays_the_graph_as_this_process_does(tmp_path, slice_prepared, slice_settings):
     """Two spawned workers, each building the graph pipeline from its spec, give the same cases.jsonl
     lists and metrics as the replay in this process; a long graph replay picks the processes."""
