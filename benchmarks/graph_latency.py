@@ -7,8 +7,9 @@ the nodes on the critical path. Both profiles must be prepared first (``semsr pr
 records the untraced end-to-end latency, the process's CPU time per request and the load average around
 it (the machine may be shared: a wall-clock figure means little without the load beside it).
 
-Run: ``python -m benchmarks.graph_latency [--requests 200]``; writes
-``benchmarks/results/graph_latency.json`` and ``.md``.
+Run: ``python -m benchmarks.graph_latency [--requests 200] [--name graph_latency]``; writes
+``benchmarks/results/NAME.json`` and ``.md`` (``SEMSR_THREADS=1 ... --name graph_latency_threads1``: one BLAS
+thread per serving process).
 """
 
 from __future__ import annotations
@@ -98,6 +99,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--llm-requests", type=int, default=30, help="Requests for the cached-LLM pass (0: skip).")
+    parser.add_argument("--name", default="graph_latency", help="Results file stem under benchmarks/results/.")
     args = parser.parse_args()
     from graphs.api import SemSR
     from semsr.settings import apply_threads, load_settings
@@ -113,8 +115,9 @@ def main() -> None:
         except Exception as error:  # no local LLM runtime installed: report it instead of failing
             runs.append({"use_llm": True, "error": f"{type(error).__name__}: {error}"})
     result = {"machine": f"{os.cpu_count()} CPU cores", "threads": settings.threads, "runs": runs}
-    (RESULTS / "graph_latency.json").write_text(json.dumps(result, indent=2) + "\n")
-    lines = ["# Graph latency (one request, CPU)", "", "| run | part | p50 ms | p95 ms |", "|---|---|---:|---:|"]
+    (RESULTS / f"{args.name}.json").write_text(json.dumps(result, indent=2) + "\n")
+    head = f"# Graph latency (one request, CPU; SEMSR_THREADS={settings.threads})"
+    lines = [head, "", "| run | part | p50 ms | p95 ms |", "|---|---|---:|---:|"]
     for run in runs:
         label = "cached LLM" if run["use_llm"] else "no LLM"
         if "error" in run:
@@ -129,7 +132,7 @@ def main() -> None:
             lines.append(f"| {label} | {node} | {values['p50_ms']} | {values['p95_ms']} |")
         overhead = run["graph_overhead"]
         lines.append(f"| {label} | graph overhead | {overhead['p50_ms']} | {overhead['p95_ms']} |")
-    (RESULTS / "graph_latency.md").write_text("\n".join(lines) + "\n")
+    (RESULTS / f"{args.name}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 
