@@ -62,9 +62,10 @@ class BranchPool:
 
     LangGraph's sync runner otherwise opens a fresh thread pool for every run and starts threads in it for
     the source branches: ~2 thread starts per request, which cost more than the branches' work on a loaded
-    machine. :meth:`config` hands the runner this pool's ``submit`` (LangGraph's runner-submit hook, the way
-    its own distributed runtime plugs in an executor); the branches still run side by side, each in the
-    run's copied context. Async runs (the server) keep their own path: the node pool of :func:`offloaded`.
+    machine. :meth:`config` hands the runner this pool's ``submit`` through LangGraph's runner-submit config
+    key (internal to the pinned langgraph, as ``RunnableCallable`` is; ``tests/test_graph.py`` checks that
+    no thread starts per request); the branches still run side by side, each in the run's copied context.
+    Async runs (the server) keep their own path: the node pool of :func:`offloaded`.
     """
 
     def __init__(self, threads: int) -> None:
