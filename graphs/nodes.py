@@ -75,7 +75,7 @@ class GraphNodes:
             raise InvalidRequest("items", new_items, f"no known item to recommend from, and no query: {detail}")
         indices = [profile.catalog.index_of(item) for item in session]
         return {
-            "profile": {"name": profile.spec.name, "version": profile.manifest.version_tag},
+            "profile": {"name": profile.spec.name, "version": profile.version_tag},
             "session": session,
             "session_indices": indices,
             "window": indices[-profile.spec.max_session_items :],
@@ -261,12 +261,14 @@ class GraphNodes:
             if r.get("status") in ("ok", "degraded") and r.get("candidates")
         }
         session_context = profile.ranker_context(state["window"]) if profile.fusion.strategy == "ranker" else None
-        items, scores, contributions = fuse_with_query(
-            profile.fusion, proposals, profile.spec.query_source, session_context
-        )
         turn = state.get("turn") or {}
         exclude = set(state["session_indices"]) | {profile.catalog.index_of(i) for i in turn.get("exclude", [])}
         terms = TitleTerms(tuple(turn.get("must_include", ())), tuple(turn.get("must_not_include", ())))
+        # the answer is the first k items not excluded, unless title terms may skip any number of them
+        top = None if terms.active else state["k"] + len(exclude)
+        items, scores, contributions = fuse_with_query(
+            profile.fusion, proposals, profile.spec.query_source, session_context, top
+        )
         fused = cut_list(items, scores, contributions, state["k"], exclude, terms, profile.popularity, profile.catalog)
         output: dict[str, Any] = {"fused": fused, "timings": {"fuse": round(time.perf_counter() - started, 4)}}
         if context.return_sources:

@@ -73,6 +73,13 @@ class Settings(BaseSettings):
     seed: int = 0
     progress: bool = Field(True, description="Show progress bars on long work.")
     batch_size: int = Field(256, ge=1, description="Prompts scored per batch in evaluation.")
+    replay_workers: int = Field(
+        default_factory=_default_threads,
+        ge=1,
+        le=64,
+        description="Processes a long replay through the graph runs in (evals.executors.ProcessExecutor); "
+        "each gets threads // replay_workers BLAS threads.",
+    )
     protocol: ProtocolConfig = Field(default_factory=ProtocolConfig)
     embedder: EmbedderConfig = Field(default_factory=EmbedderConfig)
     chroma: ChromaConfig = Field(default_factory=ChromaConfig)

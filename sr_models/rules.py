@@ -114,10 +114,26 @@ class SequentialRules(Recommender):
             votes[int(item)] = max(votes.get(int(item), 0.0), float(np.exp(-distance / cfg.prompt_decay_lambda)))
         sources = np.fromiter(votes, dtype=np.int64)
         vote = np.fromiter(votes.values(), dtype=np.float64)
-        block = self.rules[sources][:, np.asarray(items, dtype=np.int64)].toarray() * vote[:, None]
-        found: list[Evidence | None] = []
-        for column in range(block.shape[1]):
-            row = int(np.argmax(block[:, column]))
-            value = float(block[row, column])
-            found.append(Evidence(int(sources[row]), "followed-by", value) if value > 0 else None)
-        return found
+        block = _rows_at(self.rules, sources, np.asarray(items, dtype=np.int64)) * vote[:, None]
+        rows = np.argmax(block, axis=0)  # per item, the first voter of the largest weight
+        values = block[rows, np.arange(block.shape[1])]
+        return [
+            Evidence(int(sources[row]), "followed-by", value) if value > 0 else None
+            for row, value in zip(rows.tolist(), values.tolist(), strict=True)
+        ]
+
+
+def _rows_at(matrix: sp.csr_matrix, rows: np.ndarray, columns: np.ndarray) -> np.ndarray:
+    """``matrix[rows][:, columns]`` as a dense array, found by a sorted search in each row's stored columns
+    (a few rows, any catalogue size: no dense row and no sparse column indexing)."""
+    picked = matrix[rows]
+    picked.sum_duplicates()  # canonical: sorted column indices, one entry each
+    out = np.zeros((rows.size, columns.size), dtype=picked.dtype)
+    for row in range(rows.size):
+        start, end = picked.indptr[row], picked.indptr[row + 1]
+        stored, values = picked.indices[start:end], picked.data[start:end]
+        if stored.size == 0:
+            continue
+        slot = np.minimum(np.searchsorted(stored, columns), stored.size - 1)
+        out[row] = np.where(stored[slot] == columns, values[slot], 0.0)
+    return out

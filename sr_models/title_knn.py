@@ -136,11 +136,12 @@ class TitleKNN(Recommender):
         them (with ``mode='last'``: the last item), i.e. "similar to"."""
         prompt_arr = np.asarray(prompt, dtype=np.int64)
         weights = position_weights(prompt_arr.size, self.config.mode, self.config.decay)
+        if not len(items):
+            return []
         similarity = (self.vectors[np.asarray(items, dtype=np.int64)] @ self.vectors[prompt_arr].T) * weights[None, :]
-        found: list[Evidence | None] = []
-        for row in similarity:
-            column = int(np.argmax(row))
-            found.append(
-                Evidence(int(prompt_arr[column]), "similar-title", float(row[column])) if row[column] > 0 else None
-            )
-        return found
+        columns = np.argmax(similarity, axis=1)  # per item, the first session item of the largest similarity
+        values = similarity[np.arange(similarity.shape[0]), columns]
+        return [
+            Evidence(int(prompt_arr[column]), "similar-title", value) if value > 0 else None
+            for column, value in zip(columns.tolist(), values.tolist(), strict=True)
+        ]
