@@ -223,13 +223,13 @@ def write(data: Synthetic, out: Path, params: dict[str, object]) -> None:
 
 def default_dir(size: str) -> Path:
     """Where a size is written when no ``--out`` is given: under the user's SEMSR_HOME, never the repository."""
-    return Path(os.environ.get("SEMSR_HOME", ".semsr")) / "synthetic" / size
+    return Path(os.environ.get("SEMSR_HOME", ".semsr")) / "synthetic" / f"synthetic-{size}"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", choices=sorted(SIZES), default="small")
-    parser.add_argument("--out", type=Path, help="Directory to write (default: SEMSR_HOME/synthetic/SIZE).")
+    parser.add_argument("--out", type=Path, help="Directory to write (default: SEMSR_HOME/synthetic/synthetic-SIZE).")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     size = SIZES[args.size]
