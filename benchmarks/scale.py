@@ -96,12 +96,15 @@ def rows(sizes: dict[str, dict[str, Any]]) -> list[tuple[str, list[str]]]:
         ("one request p50 (ms, no LLM)", get("latency", "p50_ms", 2)),
         ("one request p95 (ms, no LLM)", get("latency", "p95_ms", 2)),
         ("replay through the graph (cases/s)", get("latency", "replay_cases_per_s")),
-        ("replay HR@20 (first 1,000 test cases)", get("latency", "replay_hr@20", 4)),
+        ("replay HR@20 (first 500 test cases)", get("latency", "replay_hr@20", 4)),
         ("serving peak RSS (MB)", get("latency", "peak_rss_mb", 0)),
         ("MiniLM titles/s (sample of 2,000)", get("vectors", "minilm_titles_per_s")),
         ("MiniLM whole catalogue (s, extrapolated)", get("vectors", "minilm_catalogue_s_extrapolated")),
         ("Chroma add items/s", get("index", "chroma_items_per_s")),
-        ("Chroma add whole catalogue (s; extrapolated above 20k items)", get("index", "chroma_catalogue_s_extrapolated")),
+        (
+            "Chroma add whole catalogue (s; extrapolated above 20k items)",
+            get("index", "chroma_catalogue_s_extrapolated"),
+        ),
         ("GRU4Rec CPU epoch, full softmax (s, extrapolated)", get("neural", "ce_epoch_s_extrapolated")),
         ("GRU4Rec CPU epoch, sampled softmax (s, extrapolated)", get("neural", "sampled_epoch_s_extrapolated")),
         ("neural stage peak RSS (MB)", get("neural", "peak_rss_mb", 0)),
@@ -214,7 +217,9 @@ def main() -> None:
     for size in args.size or ["small"]:
         data = default_dir(size)
         if not (data / "interactions.csv").exists():
-            subprocess.run([sys.executable, "-m", "benchmarks.synthetic", "--size", size, "--out", str(data)], check=True)
+            subprocess.run(
+                [sys.executable, "-m", "benchmarks.synthetic", "--size", size, "--out", str(data)], check=True
+            )
         for stage in args.stage or STAGES:
             print(f"== {size} {stage}", flush=True)
             result = run_stage(stage, data, args.timeout)

@@ -46,20 +46,25 @@ DAYS = 28
 START = 1_672_531_200  # 2023-01-01 00:00 UTC
 ITEMS_PER_TOPIC = 200
 
-NOUNS = (
+
+def _words(text: str) -> tuple[str, ...]:
+    return tuple(text.split())
+
+
+NOUNS = _words(
     "shampoo conditioner serum moisturiser cleanser toner lotion mask scrub balm lipstick mascara eyeliner "
     "foundation concealer primer blush bronzer highlighter perfume cologne deodorant sunscreen gel mousse spray "
     "oil cream polish remover brush sponge razor trimmer dryer straightener curler comb mirror palette powder "
     "soap wash exfoliator patch kit set headphones charger cable case keyboard mouse lamp kettle blender mug "
     "bottle backpack wallet watch sock scarf glove notebook pen candle pillow towel blanket"
-).split()
-DESCRIPTORS = (
+)
+DESCRIPTORS = _words(
     "gentle hydrating matte glossy organic vegan natural fragrance-free sensitive daily intensive repair "
     "volumising smoothing nourishing brightening firming soothing refreshing long-lasting waterproof lightweight "
     "rich sheer radiant anti-ageing clarifying purifying vitamin argan coconut rose lavender charcoal aloe "
     "collagen keratin herbal mineral tea-tree citrus vanilla almond honey shea oat wireless portable compact "
     "stainless ceramic cotton wool leather classic premium travel mini deluxe ultra soft extra-strong"
-).split()
+)
 VARIANTS = ("50 ml", "100 ml", "250 ml", "500 ml", "30 g", "pack of 2", "pack of 3", "travel size", "refill", "")
 SYLLABLES = [c + v for c in "bcdfghklmnprstvz" for v in "aeiou"]
 
@@ -122,7 +127,9 @@ def _titles(topics: np.ndarray, n_topics: int, rng: np.random.Generator) -> list
     words = _pseudo_words(3 * n_topics, rng)
     brands = [w.capitalize() for w in words[:n_topics]]
     real = rng.integers(len(DESCRIPTORS), size=(n_topics, 4))
-    vocab = [[DESCRIPTORS[j] for j in real[t]] + words[n_topics + 2 * t : n_topics + 2 * t + 2] for t in range(n_topics)]
+    vocab = [
+        [DESCRIPTORS[j] for j in real[t]] + words[n_topics + 2 * t : n_topics + 2 * t + 2] for t in range(n_topics)
+    ]
     n = topics.size
     picks = rng.integers(6, size=(n, 2))
     variant = rng.integers(len(VARIANTS), size=n)
@@ -216,7 +223,12 @@ def write(data: Synthetic, out: Path, params: dict[str, object]) -> None:
         chunk = 500_000
         for start in range(0, ids.size, chunk):
             stop = start + chunk
-            rows = zip(data.sessions[start:stop].tolist(), ids[start:stop].tolist(), data.times[start:stop].tolist())
+            rows = zip(
+                data.sessions[start:stop].tolist(),
+                ids[start:stop].tolist(),
+                data.times[start:stop].tolist(),
+                strict=True,
+            )
             handle.write("".join(f"{s},{i},{t}\n" for s, i, t in rows))
     (out / "generator.json").write_text(json.dumps({**params, **summary(data)}, indent=2) + "\n")
 

@@ -107,15 +107,22 @@ def prepare_recent(settings: Settings, protocol: Protocol, dataset: str, fold: F
     return _ref(settings, path)
 
 
+def source_model(
+    settings: Settings, protocol: Protocol, dataset: str, fold: FoldName, source: SourceSpec, *, progress: bool
+) -> tuple[Any, Path]:
+    """The source's unfitted model (tuned parameters, then the spec's) and the directory it is saved in."""
+    assert source.model is not None
+    model = build_model(source.model, protocol.dataset.name, env=settings.model_env(progress=progress), **source.params)
+    return model, fold_directory(settings, protocol, dataset, fold) / f"{source.model}-{_key(model.params())}"
+
+
 def prepare_source(
     settings: Settings, protocol: Protocol, dataset: str, fold: FoldName, source: SourceSpec, *, progress: bool
 ) -> SourceArtifact:
     """The source's model fitted on ``fold``'s training sessions and saved (reused when already there)."""
     if source.model is None:
         return SourceArtifact()
-    env = settings.model_env(progress=progress)
-    model = build_model(source.model, protocol.dataset.name, env=env, **source.params)
-    directory = fold_directory(settings, protocol, dataset, fold) / f"{source.model}-{_key(model.params())}"
+    model, directory = source_model(settings, protocol, dataset, fold, source, progress=progress)
     with exclusive_lock(directory):
         if not (directory / HEADER_FILE).exists():
             started = time.perf_counter()
