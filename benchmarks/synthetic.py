@@ -1,6 +1,6 @@
 """Synthetic session data at Amazon-M2 shape, written in the ``csv:DIR`` format, for measuring how SemSR scales.
 
-Run: ``python -m benchmarks.synthetic --size medium --out DIR`` (sizes: ``tiny`` 600 items / 2,000 sessions for
+Run: ``python -m benchmarks.synthetic --size medium --out DIR`` (sizes: ``tiny`` 2,000 items / 3,000 sessions for
 tests, ``small`` 12k / 20k, ``medium`` 100k / 300k, ``large`` 500k / 1.2M, the size of Amazon-M2 UK: 499,611
 items, 1,172,181 training sessions). Writes ``DIR/items.csv`` (item_id, title), ``DIR/interactions.csv``
 (session_id, item_id, timestamp) and ``DIR/generator.json`` (the parameters and summary statistics); load it
@@ -76,7 +76,7 @@ class Size:
 
 
 SIZES = {
-    "tiny": Size(600, 2_000),
+    "tiny": Size(2_000, 3_000),
     "small": Size(12_000, 20_000),
     "medium": Size(100_000, 300_000),
     "large": Size(500_000, 1_200_000),
