@@ -158,8 +158,16 @@ def stage_fit(data: Path, model: str) -> dict[str, Any]:
     protocol, seconds = _protocol(data, settings)
     ensure_tuned(settings, protocol.dataset.name)
     source = profile_spec(PROFILE).source(model)
-    _, directory = source_model(settings, protocol, protocol.dataset.spec, "test", source, progress=False)
+    fresh, directory = source_model(settings, protocol, protocol.dataset.spec, "test", source, progress=False)
     shutil.rmtree(directory, ignore_errors=True)  # a rerun times a real fit, not the reuse of a saved one
+    if model == "title-knn":  # and fits its whitening again instead of reading the saved transform
+        from embeddings.catalog import catalog_digest
+        from embeddings.config import default_provider
+        from embeddings.postprocess import transform_path
+
+        provider_id = default_provider(settings.embedder).id
+        digest = catalog_digest(protocol.dataset.catalog)
+        transform_path(settings.paths.embeddings, provider_id, digest, fresh.config.postprocess).unlink(missing_ok=True)
     started = time.perf_counter()
     prepare_source(settings, protocol, protocol.dataset.spec, "test", source, progress=False)
     return {**seconds, "model": model, "fit_s": time.perf_counter() - started}
@@ -167,12 +175,20 @@ def stage_fit(data: Path, model: str) -> dict[str, Any]:
 
 def stage_prepare(data: Path) -> dict[str, Any]:
     """The whole serving profile (both folds, ranker on ``RANKER_QUERIES`` validation queries) without the
-    Chroma index: requests without a text query never open it, and ``stage_index`` times it alone."""
-    from evals.prepare import prepare_profile
+    Chroma index: requests without a text query never open it, and ``stage_index`` times it alone. The
+    test fold's models are the ``fit`` stages' (reused, as prepare does); the rest is built afresh."""
+    import shutil
+
+    from evals.prepare import fold_directory, models_root, prepare_profile
+    from graphs.profiles import manifest_path
 
     settings = _settings(data)
     protocol, seconds = _protocol(data, settings)
     ensure_tuned(settings, protocol.dataset.name)
+    spec = protocol.dataset.spec  # a rerun times a real preparation: the manifest, valid-fold models and ranker go
+    manifest_path(settings.paths.profiles, spec, PROFILE).unlink(missing_ok=True)
+    shutil.rmtree(fold_directory(settings, protocol, spec, "valid"), ignore_errors=True)
+    shutil.rmtree(models_root(settings, spec) / "fusion", ignore_errors=True)
     started = time.perf_counter()
     manifest = prepare_profile(PROFILE, protocol, settings, progress=False, ranker_queries=RANKER_QUERIES, index=False)
     fitted = (manifest.fusion or {}).get("fitted_on", {})
