@@ -277,7 +277,9 @@ def run_stage() -> None:
     started = time.perf_counter()
     result = STAGES[stage](Path(data), *rest)
     result["stage_s"] = time.perf_counter() - started
-    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    result["peak_rss_mb"] = usage.ru_maxrss / 1024
+    result["stage_cpu_s"] = usage.ru_utime + usage.ru_stime  # CPU the stage got: wall time is the shared machine's
     print("RESULT " + json.dumps(result, default=float))
 
 
