@@ -88,11 +88,13 @@ def rows(sizes: dict[str, dict[str, Any]]) -> list[tuple[str, list[str]]]:
     ]
     for model in ("vsknn", "sr", "title-knn"):
         table.append((f"fit {model} on the test fold's train + save (s)", get(f"fit:{model}", "fit_s")))
+        table.append((f"  fit {model} stage CPU seconds (load included)", get(f"fit:{model}", "stage_cpu_s")))
         table.append((f"fit {model} peak RSS (MB, load included)", get(f"fit:{model}", "peak_rss_mb", 0)))
     table += [
         ("prepare `fused` (both folds, index, ranker) (s)", get("prepare", "prepare_s")),
         ("  of which ranker fit (s)", get("prepare", "ranker_fit_s")),
         ("prepare peak RSS (MB)", get("prepare", "peak_rss_mb", 0)),
+        ("load average after the latency stage (2 cores)", get("latency", "load_avg", 2)),
         ("one request p50 (ms, no LLM)", get("latency", "p50_ms", 2)),
         ("one request p95 (ms, no LLM)", get("latency", "p95_ms", 2)),
         ("replay through the graph (cases/s)", get("latency", "replay_cases_per_s")),
@@ -212,8 +214,13 @@ def main() -> None:
     parser.add_argument("--stage", action="append", choices=STAGES, help="Repeat; default: every stage in order.")
     parser.add_argument("--timeout", type=float, default=None, help="Seconds per stage before it is killed.")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--render", action="store_true", help="Only rewrite scale.md and scale.png from scale.json.")
     args = parser.parse_args()
     path = args.out / "scale.json"
+    if args.render:
+        (args.out / "scale.md").write_text(markdown(_read(path)))
+        plot(_read(path), args.out / "scale.png")
+        return
     for size in args.size or ["small"]:
         data = default_dir(size)
         if not (data / "interactions.csv").exists():
