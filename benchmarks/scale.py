@@ -91,7 +91,7 @@ def rows(sizes: dict[str, dict[str, Any]]) -> list[tuple[str, list[str]]]:
         table.append((f"  fit {model} stage CPU seconds (load included)", get(f"fit:{model}", "stage_cpu_s")))
         table.append((f"fit {model} peak RSS (MB, load included)", get(f"fit:{model}", "peak_rss_mb", 0)))
     table += [
-        ("prepare `fused` (both folds, index, ranker) (s)", get("prepare", "prepare_s")),
+        ("prepare `fused`: valid-fold models, stats, ranker; no Chroma index (s)", get("prepare", "prepare_s")),
         ("  of which ranker fit (s)", get("prepare", "ranker_fit_s")),
         ("prepare peak RSS (MB)", get("prepare", "peak_rss_mb", 0)),
         ("load average after the latency stage (2 cores)", get("latency", "load_avg", 2)),
