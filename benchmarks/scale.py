@@ -100,7 +100,7 @@ def rows(sizes: dict[str, dict[str, Any]]) -> list[tuple[str, list[str]]]:
         ("replay through the graph (cases/s)", get("latency", "replay_cases_per_s")),
         ("replay HR@20 (first 500 test cases; 250 at large)", get("latency", "replay_hr@20", 4)),
         ("serving peak RSS (MB)", get("latency", "peak_rss_mb", 0)),
-        ("MiniLM titles/s (sample of 2,000)", get("vectors", "minilm_titles_per_s")),
+        ("MiniLM titles/s (sample of 2,000; 500 at large)", get("vectors", "minilm_titles_per_s")),
         ("MiniLM whole catalogue (s, extrapolated)", get("vectors", "minilm_catalogue_s_extrapolated")),
         ("Chroma add items/s", get("index", "chroma_items_per_s")),
         (
