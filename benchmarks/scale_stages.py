@@ -27,7 +27,7 @@ VECTORS_FILE = "title_vectors.npz"
 PROFILE = "fused"
 SAMPLE_TITLES = 2_000  # titles embedded with the real MiniLM to measure its throughput
 INDEX_SAMPLE = 20_000  # items added to a fresh Chroma collection to measure its throughput
-RANKER_QUERIES = 4_000  # validation prefix queries the ranker learns from (serving cost, not accuracy, is measured)
+RANKER_QUERIES = 4_000  # validation prefix queries the ranker learns from (a quarter above LARGE_ITEMS items)
 LATENCY_REQUESTS, REPLAY_CASES = 200, 500  # halved above LARGE_ITEMS items, where a request costs more
 LARGE_ITEMS = 200_000
 NEURAL_MODEL = "gru4rec"
@@ -178,11 +178,12 @@ def stage_fit(data: Path, model: str) -> dict[str, Any]:
 def stage_prepare(data: Path) -> dict[str, Any]:
     """The whole serving profile (both folds, ranker on ``RANKER_QUERIES`` validation queries) without the
     Chroma index: requests without a text query never open it, and ``stage_index`` times it alone. The
-    test fold's models are the ``fit`` stages' (reused, as prepare does); the rest is built afresh."""
+    test fold's models are the ``fit`` stages' when they ran (reused, as prepare does); the rest is built
+    afresh, each source's fit timed per fold (the fit times at a size whose ``fit`` stages were skipped)."""
     import shutil
 
-    from evals.prepare import fold_directory, models_root, prepare_profile
-    from graphs.profiles import manifest_path
+    from evals.prepare import fold_directory, models_root, prepare_profile, prepare_source
+    from graphs.profiles import manifest_path, profile_spec
 
     settings = _settings(data)
     protocol, seconds = _protocol(data, settings)
@@ -191,12 +192,21 @@ def stage_prepare(data: Path) -> dict[str, Any]:
     manifest_path(settings.paths.profiles, spec, PROFILE).unlink(missing_ok=True)
     shutil.rmtree(fold_directory(settings, protocol, spec, "valid"), ignore_errors=True)
     shutil.rmtree(models_root(settings, spec) / "fusion", ignore_errors=True)
+    fits = {}  # each source per fold, timed here; prepare_profile then reuses them as it would its own
+    for fold in ("valid", "test"):
+        for source in profile_spec(PROFILE).sources:
+            if source.model is not None:
+                started = time.perf_counter()
+                prepare_source(settings, protocol, spec, fold, source, progress=False)
+                fits[f"{source.model}[{fold}]"] = time.perf_counter() - started
+    queries = RANKER_QUERIES // (4 if len(protocol.dataset.catalog) > LARGE_ITEMS else 1)
     started = time.perf_counter()
-    manifest = prepare_profile(PROFILE, protocol, settings, progress=False, ranker_queries=RANKER_QUERIES, index=False)
+    manifest = prepare_profile(PROFILE, protocol, settings, progress=False, ranker_queries=queries, index=False)
     fitted = (manifest.fusion or {}).get("fitted_on", {})
     return {
         **seconds,
-        "prepare_s": time.perf_counter() - started,
+        "fit_s": fits,
+        "prepare_s": time.perf_counter() - started + sum(fits.values()),
         "ranker_fit_s": fitted.get("seconds"),
         "ranker_queries": fitted.get("queries"),
         "ranker_valid": fitted.get("valid"),
