@@ -159,7 +159,10 @@ def markdown(payload: dict[str, Any]) -> str:
         f"{payload.get('machine', '?')}, shared with other jobs (each stage's load average is in `scale.json`).",
         "Title vectors served are MiniLM word vectors averaged per title (same 384-d cost as MiniLM titles); the "
         "MiniLM and Chroma rows give what embedding and indexing the real catalogue costs. Session models use "
-        "Beauty's tuned hyper-parameters; the ranker learns from at most 4,000 validation prefix queries.",
+        "Beauty's tuned hyper-parameters; the ranker learns from at most 4,000 validation prefix queries (1,000 "
+        "above 200k items). Seconds are wall time on a machine other jobs kept at load average 8-25 (2 cores): "
+        "read them as upper bounds; `stage_cpu_s` in `scale.json` is the CPU each stage got. Where a size has no "
+        "`fit:` stage, its fit times are the ones `prepare` timed (one data load instead of four).",
         "",
         "| figure | " + " | ".join(order) + " |",
         "|---|" + "---:|" * len(order),
