@@ -151,6 +151,28 @@ def bars(sizes: dict[str, dict[str, Any]]) -> list[str]:
     return lines
 
 
+FINDINGS = """What limits the large size (measured 2026-12-02, this machine at load average 8-12):
+
+- **Latency.** The p50 is dominated by `session_semantics` (title kNN: p50 189 ms at 500k items) and
+  `session_models` (V-SKNN + rules: 74 ms). The title kNN scores the whole catalogue by a dense product with a
+  500k x 384 float32 matrix, 768 MB read per request: the bare product alone measured 245-285 ms here and is
+  memory-bound (about 100 ms on two idle cores), so a 50 ms p50 needs an approximate index (the Chroma HNSW
+  index exists) or fewer/smaller dimensions for that source, not a local fix. `top_k` over 500k scores costs
+  about 38 ms per source here (several full-length passes: copy, isnan, count, partition).
+- **The ranker fit over every validation prefix does not scale**: at M2 size that is about 580k queries
+  (187k validation cases); 1,000 took 194 s here, and the per-query candidate lists are all held at once
+  (small size: 7,588 queries peaked at 1.1 GB against 0.13 GB without the fit). The benchmark caps it
+  (`prepare_profile(..., ranker_queries=N)`); the main job's prepare does not.
+- **Fixed on the way**: whitening fitted by an SVD of the whole centred catalogue (three n x 384 float64
+  copies; medium title-kNN fit 209 s / 2.3 GB before, 9.4 s / 1.1 GB after, from the 384 x 384 scatter
+  matrix in chunks), and the dataset fingerprint / training digest rehashed for every artefact.
+- **Embedding and indexing the real catalogue** are the slow one-off steps: MiniLM at 13-36 titles/s on this
+  loaded machine (hours for 500k titles) and Chroma add at 220-340 items/s (about 25 min for 500k).
+- **Neural training**: a full-softmax GRU4Rec epoch grows with events x items (a CPU day per epoch at 500k
+  items); sampled softmax with logQ correction is 15x cheaper there (and about 1.3x at 12k items).
+"""
+
+
 def markdown(payload: dict[str, Any]) -> str:
     sizes = payload["sizes"]
     order = [name for name in SIZES if name in sizes]
@@ -175,7 +197,7 @@ def markdown(payload: dict[str, Any]) -> str:
     if errors:
         lines += ["", "Failed stages:", ""]
         lines += [f"- `{s}` `{st}`: {error.strip().splitlines()[-1][:300]}" for s, st, error in errors]
-    lines += ["", *bars(sizes), "", "![cost against size](scale.png)"]
+    lines += ["", *bars(sizes), "", FINDINGS, "![cost against size](scale.png)"]
     return "\n".join(lines) + "\n"
 
 
