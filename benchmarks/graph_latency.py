@@ -31,8 +31,9 @@ def _percentiles(values: list[float]) -> dict[str, float]:
     return {"p50_ms": round(float(np.percentile(array, 50)), 2), "p95_ms": round(float(np.percentile(array, 95)), 2)}
 
 
-def measure(semsr: Any, requests: int, *, profile: str) -> dict[str, object]:
-    """Per-request timings of ``profile`` (prepared beforehand: ``semsr prepare --profile NAME``)."""
+def measure(semsr: Any, requests: int, *, profile: str, protocol: Any = None) -> dict[str, Any]:
+    """Per-request timings of ``profile`` (prepared beforehand: ``semsr prepare --profile NAME``) on the first
+    ``requests`` test prompts of ``protocol`` (default: the settings' dataset, loaded here)."""
     from graphs.context import Context
     from graphs.tracing import JsonlTracer, read_trace
     from sessiondata.loaders import load_dataset
@@ -40,7 +41,8 @@ def measure(semsr: Any, requests: int, *, profile: str) -> dict[str, object]:
 
     context = Context(profile=profile)
     serving = semsr.services.profile(profile)
-    protocol = build_protocol(load_dataset(semsr.settings.dataset), semsr.settings.protocol)
+    if protocol is None:
+        protocol = build_protocol(load_dataset(semsr.settings.dataset), semsr.settings.protocol)
     sessions = [[serving.catalog.ids[i] for i in case.prompt] for case in protocol.test.cases[:requests]]
     semsr.recommend(sessions[0], k=20, context=context)  # load models, index, embedder
     uses_llm = any(source.uses_llm for source in serving.spec.sources)
