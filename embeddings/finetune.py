@@ -9,12 +9,15 @@ items up to ``window`` steps apart: co-session pairs); a seeded sample of ``max_
 epoch, so the cost is fixed whatever the dataset's size. In-batch "negatives" that are the same item as the
 positive (or the anchor) are masked, so a popular item in two pairs of a batch is not pushed from itself.
 
-Plain torch over the pinned sentence-transformers model: ``model.tokenize`` then ``model(features)``
-(Transformer -> mean pooling -> normalise), AdamW with linear warm-up and decay. CPU by default, CUDA when
-asked for and present. Every epoch ends in a checkpoint under ``run_dir`` (weights and the optimiser's
-moments as safetensors, never pickle; ``config.json`` last, so a torn write is not a checkpoint, and each checkpoint loads as a model), and a rerun
-resumes after the last complete one. Randomness is re-seeded from (seed, epoch) at each epoch start, so a
-resumed run and a straight run give the same weights, and two runs with one seed give the same vectors.
+Plain torch over the pinned sentence-transformers model, cut in two by
+:class:`~embeddings.split_encoder.SplitEncoder`: the token embeddings and the bottom layers stay frozen and
+run once per title; only the top ``train_layers`` layers (then mean pooling and normalisation, as the model
+itself does) run per step, on the distinct items of each batch. AdamW with linear warm-up and decay over
+``max_epochs``. CPU by default, CUDA when asked for and present. Every epoch ends in a checkpoint under
+``run_dir`` (weights and the optimiser's moments as safetensors, never pickle; ``config.json`` last, so a
+torn write is not a checkpoint, and each checkpoint loads as a model), and a rerun resumes after the last
+complete one. Randomness is re-seeded from (seed, epoch) at each epoch start, so a resumed run and a
+straight run give the same weights, and two runs with one seed give the same vectors.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from embeddings.adapter import session_pairs
 from embeddings.minilm import MODEL_SHA256
+from embeddings.split_encoder import SplitEncoder
 from sessiondata.errors import ConfigError
 from sessiondata.files import file_sha256
 
@@ -44,11 +48,12 @@ class FinetuneConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     max_epochs: int = Field(2, ge=1, le=20, description="Epochs tried on the validation fold (best one kept).")
+    train_layers: int = Field(1, ge=1, le=6, description="Top transformer layers trained (the rest stay frozen).")
     window: int = Field(2, ge=1, le=10, description="Pairs of session items at most this many steps apart.")
-    max_pairs: int = Field(12000, ge=0, description="Pairs drawn per epoch (seeded; 0 = every pair).")
-    batch_size: int = Field(96, ge=2, le=4096, description="Pairs per step: each batch is its own negatives.")
+    max_pairs: int = Field(4096, ge=0, description="Pairs drawn per epoch (seeded; 0 = every pair).")
+    batch_size: int = Field(64, ge=2, le=4096, description="Pairs per step: each batch is its own negatives.")
     max_seq_length: int = Field(32, ge=8, le=256, description="Title truncation in word pieces (train and encode).")
-    lr: float = Field(3e-5, gt=0.0, le=1e-2, description="AdamW peak learning rate.")
+    lr: float = Field(1e-4, gt=0.0, le=1e-2, description="AdamW peak learning rate.")
     warmup: float = Field(0.1, ge=0.0, lt=1.0, description="Share of the steps with a linear warm-up.")
     temperature: float = Field(0.05, gt=0.0, le=1.0, description="InfoNCE temperature (1/scale).")
     weight_decay: float = Field(0.01, ge=0.0, le=1.0)
@@ -89,24 +94,23 @@ def resolve_device(device: str) -> str:
     return "cuda" if device != "cpu" and torch.cuda.is_available() else "cpu"
 
 
-def _loss(model: Any, left: list[str], right: list[str], ids: np.ndarray, temperature: float) -> Any:
-    """Symmetric InfoNCE over in-batch negatives, same-item false negatives masked."""
+def _loss(encoder: SplitEncoder, states: Any, attention: Any, ids: np.ndarray, temperature: float) -> Any:
+    """Symmetric InfoNCE over in-batch negatives for item pairs ``ids`` (b, 2), same-item false negatives
+    masked; each distinct item of the batch goes through the top layers once."""
     import torch
 
-    device = next(model.parameters()).device
-    features = model.tokenize(left + right)
-    features = {name: value.to(device) for name, value in features.items()}
-    vectors = model(features)["sentence_embedding"]
-    vectors = torch.nn.functional.normalize(vectors, dim=1)
-    a, b = vectors[: len(left)], vectors[len(left) :]
+    items, inverse = np.unique(ids, return_inverse=True)
+    vectors = encoder.top(states[items], attention[items])
+    device = vectors.device
+    inverse = torch.as_tensor(inverse.reshape(ids.shape), device=device)
+    a, b = vectors[inverse[:, 0]], vectors[inverse[:, 1]]
     logits = a @ b.T / temperature
-    left_ids = torch.as_tensor(ids[:, 0], device=device)
-    right_ids = torch.as_tensor(ids[:, 1], device=device)
-    eye = torch.eye(len(left), dtype=torch.bool, device=device)
+    left_ids, right_ids = inverse[:, 0], inverse[:, 1]
+    eye = torch.eye(len(ids), dtype=torch.bool, device=device)
     # row i (anchor left i): column j is no negative when right j is item right i or item left i
     false_rows = ((right_ids[None, :] == right_ids[:, None]) | (right_ids[None, :] == left_ids[:, None])) & ~eye
     false_cols = ((left_ids[None, :] == left_ids[:, None]) | (left_ids[None, :] == right_ids[:, None])) & ~eye
-    labels = torch.arange(len(left), device=device)
+    labels = torch.arange(len(ids), device=device)
     forward = torch.nn.functional.cross_entropy(logits.masked_fill(false_rows, -1e4), labels)
     backward = torch.nn.functional.cross_entropy(logits.T.masked_fill(false_cols, -1e4), labels)
     return (forward + backward) / 2
@@ -151,22 +155,23 @@ def epoch_dir(run_dir: Path, epoch: int) -> Path:
 
 
 def finetune(
-    model: Any,
-    texts: Sequence[str],
+    encoder: SplitEncoder,
+    trunk: tuple[Any, Any],
     pairs: np.ndarray,
     config: FinetuneConfig,
     run_dir: Path,
     *,
     epochs: int | None = None,
-    on_epoch: Callable[[int, Path], dict[str, float]] | None = None,
+    on_epoch: Callable[[int, Path, np.ndarray], dict[str, float]] | None = None,
     progress: bool = False,
     record: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
-    """Train ``model`` (a loaded sentence-transformers model, on its device) for ``epochs`` (default
-    ``config.max_epochs``) on ``pairs`` of indices into ``texts``; checkpoint each epoch under ``run_dir``.
+    """Train ``encoder``'s top layers for ``epochs`` (default ``config.max_epochs``) on ``pairs`` of rows
+    of ``trunk`` (the frozen layers' output for every text); checkpoint each epoch under ``run_dir``.
 
-    ``on_epoch(epoch, directory)`` may score the checkpoint (e.g. validation HR@20); its numbers are kept in
-    that epoch's ``config.json``. Returns the state of every epoch, resumed ones included.
+    ``on_epoch(epoch, directory, vectors)`` gets the checkpoint and every text's vector after that epoch
+    (to score it, e.g. validation HR@20); its numbers are kept in that epoch's ``config.json``. Returns the
+    state of every epoch, resumed ones included.
     """
     import torch
     from safetensors.torch import load_file, save_file
@@ -175,9 +180,10 @@ def finetune(
     epochs = epochs or config.max_epochs
     if len(pairs) == 0:
         raise ConfigError("pairs", 0, "the training sessions yield no item pairs to fine-tune on")
+    states, attention = trunk
+    model = encoder.model
     run_dir.mkdir(parents=True, exist_ok=True)
-    model.max_seq_length = config.max_seq_length
-    params = [p for p in model.parameters() if p.requires_grad]
+    params = encoder.trainable()
     decay = [p for p in params if p.ndim > 1]
     plain = [p for p in params if p.ndim <= 1]
     optimiser = torch.optim.AdamW(
@@ -185,21 +191,20 @@ def finetune(
     )
     per_epoch = -(-min(len(pairs), config.max_pairs or len(pairs)) // config.batch_size)
     total = per_epoch * config.max_epochs  # one schedule: stopping at epoch e gives the e-th checkpoint
-    states: list[dict[str, Any]] = []
+    history: list[dict[str, Any]] = []
     start = 0
     resumed = last_checkpoint(run_dir)
     if resumed is not None:
         start = min(resumed[0], epochs)
         directory = epoch_dir(run_dir, start)
-        model.load_state_dict(load_file(directory / WEIGHTS_FILE, device=str(next(model.parameters()).device)))
+        model.load_state_dict(load_file(directory / WEIGHTS_FILE, device=str(encoder.device)))
         if (directory / OPTIMISER_FILE).exists():
             _restore_optimiser(optimiser, load_file(directory / OPTIMISER_FILE))
-        states = [json.loads((epoch_dir(run_dir, e) / STATE_FILE).read_text()) for e in range(1, start + 1)]
-        for state in states:  # a run killed while scoring an epoch scores it now
-            if on_epoch is not None and "valid" not in state:
-                state["valid"] = on_epoch(int(state["epoch"]), epoch_dir(run_dir, int(state["epoch"])))
-                (epoch_dir(run_dir, int(state["epoch"])) / STATE_FILE).write_text(json.dumps(state, indent=2) + "\n")
-    bar = tqdm(total=total, initial=start * per_epoch, desc="finetune", unit="step", disable=not progress)
+        history = [json.loads((epoch_dir(run_dir, e) / STATE_FILE).read_text()) for e in range(1, start + 1)]
+        if on_epoch is not None and "scores" not in history[-1]:  # killed while scoring its last epoch
+            history[-1]["scores"] = on_epoch(start, directory, encoder.encode_all(states, attention))
+            (directory / STATE_FILE).write_text(json.dumps(history[-1], indent=2) + "\n")
+    bar = tqdm(total=per_epoch * epochs, initial=start * per_epoch, desc="finetune", unit="step", disable=not progress)
     step = start * per_epoch
     for epoch in range(start + 1, epochs + 1):
         torch.manual_seed(config.seed * 1000 + epoch)  # dropout masks: a function of (seed, epoch) only
@@ -212,7 +217,7 @@ def finetune(
                 continue
             for group in optimiser.param_groups:
                 group["lr"] = config.lr * _schedule(step, total, config.warmup)
-            loss = _loss(model, [texts[i] for i in batch[:, 0]], [texts[i] for i in batch[:, 1]], batch, config.temperature)
+            loss = _loss(encoder, states, attention, batch, config.temperature)
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -240,8 +245,8 @@ def finetune(
         if epoch > 1 and (epoch_dir(run_dir, epoch - 1) / OPTIMISER_FILE).exists():
             (epoch_dir(run_dir, epoch - 1) / OPTIMISER_FILE).unlink()  # only the newest resumes; weights stay
         if on_epoch is not None:
-            state["valid"] = on_epoch(epoch, directory)
+            state["scores"] = on_epoch(epoch, directory, encoder.encode_all(states, attention))
             (directory / STATE_FILE).write_text(json.dumps(state, indent=2) + "\n")
-        states.append(state)
+        history.append(state)
     bar.close()
-    return states
+    return history

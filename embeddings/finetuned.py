@@ -49,11 +49,14 @@ def run_dir(embeddings_dir: Path, train_digest: str, config: FinetuneConfig) -> 
 
 
 def publish(checkpoint: Path, target: Path, record: dict[str, Any]) -> Path:
-    """Copy the chosen epoch's weights to ``target`` with ``config.json`` (written last: marks it complete)."""
+    """Copy the chosen epoch's weights to ``target`` with ``config.json`` (the checkpoint's record with
+    ``record`` on top; written last: marks it complete)."""
+    saved = read_record(checkpoint)
+    verify(checkpoint, saved)
     target.mkdir(parents=True, exist_ok=True)
     (target / RECORD_FILE).unlink(missing_ok=True)
     shutil.copyfile(checkpoint / WEIGHTS_FILE, target / WEIGHTS_FILE)
-    full = {**record, "base_sha256": MODEL_SHA256, "sha256": file_sha256(target / WEIGHTS_FILE)}
+    full = {**saved, **record, "base_sha256": MODEL_SHA256, "sha256": file_sha256(target / WEIGHTS_FILE)}
     (target / RECORD_FILE).write_text(json.dumps(full, indent=2) + "\n")
     return target
 
@@ -160,3 +163,15 @@ def resolve_embedder(config: Any, *, train_digest: str, embeddings_dir: Path | N
             f"was fine-tuned on training sessions {record['train_digest'][:16]}, not this fold's {train_digest[:16]}",
         )
     return config
+
+
+def cache_vectors(embeddings_dir: Path, directory: Path, texts: list[str], vectors: Any) -> str:
+    """Store ``vectors`` (the fine-tune's own vectors of ``texts``, computed while training through the same
+    layers) in the embedding cache under the model's provider id, so scoring and serving never re-embed the
+    catalogue; returns that id."""
+    from embeddings.cache import text_key
+    from embeddings.catalog import open_cache
+
+    provider = AdaptedMiniLMProvider(directory)
+    open_cache(embeddings_dir).put(provider.id, [text_key(text) for text in texts], vectors)
+    return provider.id

@@ -17,10 +17,20 @@ import time
 from pathlib import Path
 from typing import Any, Literal
 
-from embeddings.catalog import catalog_texts
+from embeddings.catalog import catalog_digest, catalog_texts
 from embeddings.finetune import FinetuneConfig, epoch_dir, finetune, resolve_device, training_pairs
-from embeddings.finetuned import KIND, RECORD_FILE, finetuned_dir, publish, read_record, run_dir
+from embeddings.finetuned import (
+    KIND,
+    RECORD_FILE,
+    cache_vectors,
+    finetuned_dir,
+    finetuned_root,
+    publish,
+    read_record,
+    run_dir,
+)
 from embeddings.minilm import load_sentence_model
+from embeddings.split_encoder import SplitEncoder, cached_trunk, trunk_path
 from evals.tuning import validation_metrics
 from semsr.settings import Settings
 from sessiondata.protocol import Protocol
@@ -52,6 +62,7 @@ def _train_fold(
     data = train_data(protocol, fold)
     pairs = training_pairs([session.items for session in data.sessions], config)
     device = resolve_device(settings.device)
+    embeddings_dir = settings.paths.embeddings
     record = {
         "dataset": protocol.dataset.fingerprint().as_dict(),
         "fold": fold,
@@ -61,23 +72,24 @@ def _train_fold(
         "device": device,
         "threads": settings.threads,
     }
-    run = run_dir(settings.paths.embeddings, data.digest, config)
-
-    def on_epoch(epoch: int, directory: Path) -> dict[str, float]:
-        return valid_title_knn(protocol, settings, adapted_embedder(settings, directory, config))
-
-    model = load_sentence_model(device=device, threads=settings.threads)
+    run = run_dir(embeddings_dir, data.digest, config)
+    texts = catalog_texts(protocol.dataset.catalog)
     started = time.perf_counter()
+    model = load_sentence_model(device=device, threads=settings.threads)
+    model.max_seq_length = config.max_seq_length
+    encoder = SplitEncoder(model, config.train_layers)
+    path = trunk_path(
+        finetuned_root(embeddings_dir), catalog_digest(protocol.dataset.catalog), encoder, config.max_seq_length
+    )
+    trunk = cached_trunk(encoder, texts, path)
+    record["trunk_seconds"] = round(time.perf_counter() - started, 1)
+
+    def on_epoch(epoch: int, directory: Path, vectors: Any) -> dict[str, float]:
+        cache_vectors(embeddings_dir, directory, texts, vectors)
+        return valid_title_knn(protocol, settings, adapted_embedder(settings, directory, config)) if score else {}
+
     states = finetune(
-        model,
-        catalog_texts(protocol.dataset.catalog),
-        pairs,
-        config,
-        run,
-        epochs=epochs,
-        on_epoch=on_epoch if score else None,
-        progress=progress,
-        record=record,
+        encoder, trunk, pairs, config, run, epochs=epochs, on_epoch=on_epoch, progress=progress, record=record
     )
     record["seconds"] = round(time.perf_counter() - started, 1)
     return states, run, record
@@ -99,8 +111,8 @@ def run_finetune(
         states, run, record = _train_fold(
             protocol, "valid", settings, config, config.max_epochs, score=True, progress=progress
         )
-        best = max(states, key=lambda state: (state["valid"]["hr@20"], -state["epoch"]))
-        history = [{"epoch": s["epoch"], "loss": s["loss"], "valid": s["valid"]} for s in states]
+        best = max(states, key=lambda state: (state["scores"]["hr@20"], -state["epoch"]))
+        history = [{"epoch": s["epoch"], "loss": s["loss"], "valid": s["scores"]} for s in states]
         valid_record = {
             **record,
             "epochs": best["epoch"],
@@ -118,7 +130,9 @@ def run_finetune(
         test_digest = protocol.train_digest("test")
         test_target = finetuned_dir(settings.paths.embeddings, test_digest, config)
         if not (test_target / RECORD_FILE).exists():
-            states, run, record = _train_fold(protocol, "test", settings, config, epochs, score=False, progress=progress)
+            states, run, record = _train_fold(
+                protocol, "test", settings, config, epochs, score=False, progress=progress
+            )
             test_record = {
                 **record,
                 "epochs": epochs,

@@ -55,6 +55,4 @@ def finetune_command(
     protocol = load_protocol(dataset, loader, settings)
     report = run_finetune(protocol, settings, folds=folds, progress=settings.progress)
     console.print_json(json.dumps(report, default=str))
-    console.print(
-        "use it with SEMSR_EMBEDDER__KIND=minilm-adapted (and the same SEMSR_EMBEDDER__FINETUNE__* settings)"
-    )
+    console.print("use it with SEMSR_EMBEDDER__KIND=minilm-adapted (and the same SEMSR_EMBEDDER__FINETUNE__* settings)")

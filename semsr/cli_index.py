@@ -53,7 +53,9 @@ def index_command(
     data = load_dataset(dataset, loader)
     if embedder_config.kind == KIND:  # the fine-tune of the whole training split: what shoppers query
         digest = build_protocol(data, settings.protocol).train_digest("test")
-        embedder_config = resolve_embedder(embedder_config, train_digest=digest, embeddings_dir=settings.paths.embeddings)
+        embedder_config = resolve_embedder(
+            embedder_config, train_digest=digest, embeddings_dir=settings.paths.embeddings
+        )
     provider = default_provider(embedder_config, threads=settings.threads)
     started = time.perf_counter()
     matrix = embed_catalog(data.catalog, provider, cache_dir=settings.paths.embeddings, progress=settings.progress)

@@ -58,7 +58,11 @@ def _train(
         epochs, valid_cases = hyper["max_epochs"], data.valid_cases
     else:
         epochs, valid_cases = _epochs_for_test_fit(model, data, store), ()
-    vectors = title_vectors(data.catalog, hyper["semantic_source"], model.env, data.digest) if hyper["semantic"] != "none" else None
+    vectors = (
+        title_vectors(data.catalog, hyper["semantic_source"], model.env, data.digest)
+        if hyper["semantic"] != "none"
+        else None
+    )
     encoder = model.build_encoder(data.n_items, vectors)
     encoder.prepare_training(data.sessions)
     encoder.to(model.device)

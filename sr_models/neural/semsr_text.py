@@ -50,7 +50,9 @@ def title_vectors(catalog: Catalog, source: SemanticSource, env: ModelEnv, train
         return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
     if source != "catalog":
         raise ConfigError("semantic_source", source, "choose 'catalog' (the configured embedder) or 'random'")
-    provider = fold_provider(env.embedder, train_digest=train_digest, embeddings_dir=env.embeddings_dir, threads=env.threads)
+    provider = fold_provider(
+        env.embedder, train_digest=train_digest, embeddings_dir=env.embeddings_dir, threads=env.threads
+    )
     vectors, _ = embed_space(
         catalog, provider, env.embedder.postprocess, cache_dir=env.embeddings_dir, progress=env.progress
     )
