@@ -33,7 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from embeddings.adapter import session_pairs
 from embeddings.minilm import MODEL_SHA256
-from embeddings.split_encoder import SplitEncoder
+from embeddings.split_encoder import SplitEncoder, Trunk
 from sessiondata.errors import ConfigError
 from sessiondata.files import file_sha256
 
@@ -50,9 +50,12 @@ class FinetuneConfig(BaseModel):
     max_epochs: int = Field(2, ge=1, le=20, description="Epochs tried on the validation fold (best one kept).")
     train_layers: int = Field(1, ge=1, le=6, description="Top transformer layers trained (the rest stay frozen).")
     window: int = Field(2, ge=1, le=10, description="Pairs of session items at most this many steps apart.")
-    max_pairs: int = Field(4096, ge=0, description="Pairs drawn per epoch (seeded; 0 = every pair).")
+    max_pairs: int = Field(2048, ge=0, description="Pairs drawn per epoch (seeded; 0 = every pair).")
     batch_size: int = Field(64, ge=2, le=4096, description="Pairs per step: each batch is its own negatives.")
-    max_seq_length: int = Field(32, ge=8, le=256, description="Title truncation in word pieces (train and encode).")
+    max_seq_length: int = Field(128, ge=8, le=256, description="Title truncation in word pieces (as the raw model).")
+    train_seq_length: int = Field(
+        32, ge=8, le=256, description="Word pieces the trained layers see per title in a step."
+    )
     lr: float = Field(1e-4, gt=0.0, le=1e-2, description="AdamW peak learning rate.")
     warmup: float = Field(0.1, ge=0.0, lt=1.0, description="Share of the steps with a linear warm-up.")
     temperature: float = Field(0.05, gt=0.0, le=1.0, description="InfoNCE temperature (1/scale).")
@@ -94,17 +97,17 @@ def resolve_device(device: str) -> str:
     return "cuda" if device != "cpu" and torch.cuda.is_available() else "cpu"
 
 
-def _loss(encoder: SplitEncoder, states: Any, attention: Any, ids: np.ndarray, temperature: float) -> Any:
+def _loss(encoder: SplitEncoder, trunk: Trunk, ids: np.ndarray, config: FinetuneConfig) -> Any:
     """Symmetric InfoNCE over in-batch negatives for item pairs ``ids`` (b, 2), same-item false negatives
     masked; each distinct item of the batch goes through the top layers once."""
     import torch
 
     items, inverse = np.unique(ids, return_inverse=True)
-    vectors = encoder.top(states[items], attention[items])
+    vectors = encoder.top(*encoder.batch(trunk, items.tolist(), config.train_seq_length))
     device = vectors.device
     inverse = torch.as_tensor(inverse.reshape(ids.shape), device=device)
     a, b = vectors[inverse[:, 0]], vectors[inverse[:, 1]]
-    logits = a @ b.T / temperature
+    logits = a @ b.T / config.temperature
     left_ids, right_ids = inverse[:, 0], inverse[:, 1]
     eye = torch.eye(len(ids), dtype=torch.bool, device=device)
     # row i (anchor left i): column j is no negative when right j is item right i or item left i
@@ -156,7 +159,7 @@ def epoch_dir(run_dir: Path, epoch: int) -> Path:
 
 def finetune(
     encoder: SplitEncoder,
-    trunk: tuple[Any, Any],
+    trunk: Trunk,
     pairs: np.ndarray,
     config: FinetuneConfig,
     run_dir: Path,
@@ -180,7 +183,6 @@ def finetune(
     epochs = epochs or config.max_epochs
     if len(pairs) == 0:
         raise ConfigError("pairs", 0, "the training sessions yield no item pairs to fine-tune on")
-    states, attention = trunk
     model = encoder.model
     run_dir.mkdir(parents=True, exist_ok=True)
     params = encoder.trainable()
@@ -202,7 +204,7 @@ def finetune(
             _restore_optimiser(optimiser, load_file(directory / OPTIMISER_FILE))
         history = [json.loads((epoch_dir(run_dir, e) / STATE_FILE).read_text()) for e in range(1, start + 1)]
         if on_epoch is not None and "scores" not in history[-1]:  # killed while scoring its last epoch
-            history[-1]["scores"] = on_epoch(start, directory, encoder.encode_all(states, attention))
+            history[-1]["scores"] = on_epoch(start, directory, encoder.encode_all(trunk))
             (directory / STATE_FILE).write_text(json.dumps(history[-1], indent=2) + "\n")
     bar = tqdm(total=per_epoch * epochs, initial=start * per_epoch, desc="finetune", unit="step", disable=not progress)
     step = start * per_epoch
@@ -217,7 +219,7 @@ def finetune(
                 continue
             for group in optimiser.param_groups:
                 group["lr"] = config.lr * _schedule(step, total, config.warmup)
-            loss = _loss(encoder, states, attention, batch, config.temperature)
+            loss = _loss(encoder, trunk, batch, config)
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -245,7 +247,7 @@ def finetune(
         if epoch > 1 and (epoch_dir(run_dir, epoch - 1) / OPTIMISER_FILE).exists():
             (epoch_dir(run_dir, epoch - 1) / OPTIMISER_FILE).unlink()  # only the newest resumes; weights stay
         if on_epoch is not None:
-            state["scores"] = on_epoch(epoch, directory, encoder.encode_all(states, attention))
+            state["scores"] = on_epoch(epoch, directory, encoder.encode_all(trunk))
             (directory / STATE_FILE).write_text(json.dumps(state, indent=2) + "\n")
         history.append(state)
     bar.close()

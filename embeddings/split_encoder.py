@@ -12,10 +12,22 @@ ones), so encoding a title with ``model.encode`` gives the same vector (checked 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+
+@dataclass(frozen=True)
+class Trunk:
+    """The frozen layers' output of n texts, ragged: text i is ``states[offsets[i]:offsets[i + 1]]``."""
+
+    states: Any  # (total tokens, d) float32 tensor
+    offsets: Any  # (n + 1,) int64 tensor
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
 
 
 class SplitEncoder:
@@ -48,32 +60,43 @@ class SplitEncoder:
 
         return create_bidirectional_mask(config=self.bert.config, inputs_embeds=hidden, attention_mask=attention)
 
-    def trunk(self, texts: Sequence[str], batch_size: int = 128) -> tuple[Any, Any]:
-        """(states (n, L, d) float32, attention (n, L) int64): the frozen layers' output for each text,
-        truncated to the model's ``max_seq_length`` (L = the longest tokenised text)."""
+    def trunk(self, texts: Sequence[str], batch_size: int = 128) -> Trunk:
+        """The frozen layers' output for each text (truncated to the model's ``max_seq_length``), computed
+        in batches of similar length (little padding) and kept ragged: no title pays for the longest."""
         import torch
 
         self.model.eval()
-        pieces, masks = [], []
+        lengths = self.model.preprocess(list(texts))["attention_mask"].sum(dim=1)
+        order = torch.argsort(lengths, stable=True)
+        rows: list[Any] = [None] * len(texts)
         with torch.inference_mode():
             for start in range(0, len(texts), batch_size):
-                features = self.model.preprocess(list(texts[start : start + batch_size]))
+                chosen = order[start : start + batch_size].tolist()
+                features = self.model.preprocess([texts[i] for i in chosen])
                 ids = features["input_ids"].to(self.device)
                 attention = features["attention_mask"].to(self.device)
                 hidden = self.bert.embeddings(input_ids=ids, token_type_ids=features.get("token_type_ids"))
                 mask = self._mask(hidden, attention)
                 for layer in self.bert.encoder.layer[: self.cut]:
                     hidden = layer(hidden, mask)
-                pieces.append(hidden.float().cpu())
-                masks.append(attention.cpu())
-        width = max(piece.shape[1] for piece in pieces)
-        states = torch.zeros(len(texts), width, pieces[0].shape[2])
-        attention = torch.zeros(len(texts), width, dtype=torch.int64)
-        row = 0
-        for piece, mask in zip(pieces, masks, strict=True):
-            states[row : row + len(piece), : piece.shape[1]] = piece
-            attention[row : row + len(piece), : mask.shape[1]] = mask
-            row += len(piece)
+                hidden = hidden.float().cpu()
+                for position, row in enumerate(chosen):
+                    rows[row] = hidden[position, : int(lengths[row])]
+        offsets = torch.zeros(len(texts) + 1, dtype=torch.int64)
+        offsets[1:] = torch.cumsum(lengths, dim=0)
+        return Trunk(torch.cat(rows), offsets)
+
+    def batch(self, trunk: Trunk, rows: Sequence[int], limit: int | None = None) -> tuple[Any, Any]:
+        """Padded (states, attention) of trunk ``rows``, each cut to its first ``limit`` tokens if given."""
+        import torch
+
+        spans = [(int(trunk.offsets[r]), int(trunk.offsets[r + 1])) for r in rows]
+        sizes = [min(end - begin, limit or end - begin) for begin, end in spans]
+        states = torch.zeros(len(rows), max(sizes), trunk.states.shape[1])
+        attention = torch.zeros(len(rows), max(sizes), dtype=torch.int64)
+        for position, ((begin, _), size) in enumerate(zip(spans, sizes, strict=True)):
+            states[position, :size] = trunk.states[begin : begin + size]
+            attention[position, :size] = 1
         return states, attention
 
     def top(self, states: Any, attention: Any) -> Any:
@@ -90,22 +113,22 @@ class SplitEncoder:
         pooled = (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1e-9)
         return torch.nn.functional.normalize(pooled, dim=1)
 
-    def encode_all(self, states: Any, attention: Any, batch_size: int = 256) -> np.ndarray:
-        """Every row's vector in eval mode (the catalogue's vectors after an epoch), float32 numpy."""
+    def encode_all(self, trunk: Trunk, batch_size: int = 256) -> np.ndarray:
+        """Every row's vector in eval mode (the catalogue's vectors after an epoch), float32 numpy;
+        rows go in batches of similar length."""
         import torch
 
         self.model.eval()
-        out = []
+        order = np.argsort(np.diff(trunk.offsets.numpy()), kind="stable")
+        out = np.zeros((len(order), trunk.states.shape[1]), dtype=np.float32)
         with torch.inference_mode():
-            for start in range(0, len(states), batch_size):
-                rows = slice(start, start + batch_size)
-                out.append(self.top(states[rows], attention[rows]).float().cpu().numpy())
-        return np.concatenate(out).astype(np.float32)
+            for start in range(0, len(order), batch_size):
+                rows = order[start : start + batch_size]
+                out[rows] = self.top(*self.batch(trunk, rows.tolist())).float().cpu().numpy()
+        return out
 
 
-def cached_trunk(
-    encoder: SplitEncoder, texts: Sequence[str], path: Path | None, *, batch_size: int = 128
-) -> tuple[Any, Any]:
+def cached_trunk(encoder: SplitEncoder, texts: Sequence[str], path: Path | None, *, batch_size: int = 128) -> Trunk:
     """:meth:`SplitEncoder.trunk` of ``texts``, saved at ``path`` (safetensors) and loaded from it on reuse.
 
     The trunk is the frozen base model, so one file serves both folds and every rerun; the caller keys
@@ -115,15 +138,15 @@ def cached_trunk(
 
     if path is not None and path.exists():
         saved = load_file(path)
-        if saved["states"].shape[0] == len(texts):
-            return saved["states"], saved["attention"]
-    states, attention = encoder.trunk(texts, batch_size=batch_size)
+        if saved["offsets"].shape[0] == len(texts) + 1:
+            return Trunk(saved["states"], saved["offsets"])
+    trunk = encoder.trunk(texts, batch_size=batch_size)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         partial = path.with_suffix(".tmp")
-        save_file({"states": states.contiguous(), "attention": attention.contiguous()}, partial)
+        save_file({"states": trunk.states.contiguous(), "offsets": trunk.offsets.contiguous()}, partial)
         partial.replace(path)
-    return states, attention
+    return trunk
 
 
 def trunk_path(root: Path, texts_digest: str, encoder: SplitEncoder, max_seq_length: int) -> Path:

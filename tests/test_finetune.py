@@ -20,7 +20,9 @@ from sessiondata.protocol import Protocol
 from sr_models.base import train_data
 
 DIGEST = "ab12" * 4
-TINY = FinetuneConfig(max_epochs=2, train_layers=1, max_pairs=24, batch_size=8, max_seq_length=16, lr=1e-3)
+TINY = FinetuneConfig(
+    max_epochs=2, train_layers=1, max_pairs=24, batch_size=8, max_seq_length=24, train_seq_length=12, lr=1e-3
+)
 
 
 def _window_pairs(sequences: list[list[int]], window: int) -> set[tuple[int, int]]:
@@ -60,7 +62,7 @@ def _run(tiny: dict, directory: Path, epochs: int) -> np.ndarray:
     encoder = tiny["encoder"]
     encoder.model.load_state_dict(tiny["base"])  # a fresh start from the bundled weights
     finetune(encoder, tiny["trunk"], tiny["pairs"], TINY, directory, epochs=epochs, record={"train_digest": DIGEST})
-    return encoder.encode_all(*tiny["trunk"])
+    return encoder.encode_all(tiny["trunk"])
 
 
 def test_a_seeded_rerun_and_a_resumed_run_give_the_same_vectors(tiny: dict, tmp_path: Path) -> None:
@@ -71,7 +73,8 @@ def test_a_seeded_rerun_and_a_resumed_run_give_the_same_vectors(tiny: dict, tmp_
     _run(tiny, tmp_path / "c", 1)
     resumed = _run(tiny, tmp_path / "c", 2)  # picks up epoch 1's checkpoint (weights + optimiser moments)
     assert np.abs(straight - resumed).max() <= 1e-5
-    raw = tiny["encoder"].model.load_state_dict(tiny["base"]) and tiny["encoder"].encode_all(*tiny["trunk"])
+    tiny["encoder"].model.load_state_dict(tiny["base"])
+    raw = tiny["encoder"].encode_all(tiny["trunk"])
     assert np.abs(straight - raw).max() > 1e-3  # it trained
 
 
