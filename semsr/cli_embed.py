@@ -36,6 +36,7 @@ def finetune_command(
     max_pairs: Annotated[int | None, typer.Option(help="Training pairs drawn per epoch (0 = all).")] = None,
     batch_size: Annotated[int | None, typer.Option(help="Pairs per step (in-batch negatives).")] = None,
     window: Annotated[int | None, typer.Option(help="Pairs of session items at most this many steps apart.")] = None,
+    train_layers: Annotated[int | None, typer.Option(help="Top transformer layers trained (the rest frozen).")] = None,
     lr: Annotated[float | None, typer.Option(help="AdamW peak learning rate.")] = None,
     seed: Annotated[int | None, typer.Option(help="Seed of pair draws and dropout.")] = None,
     device: Annotated[Literal["auto", "cpu", "cuda"] | None, typer.Option(help="Where to train.")] = None,
@@ -47,7 +48,7 @@ def finetune_command(
     """Fine-tune MiniLM on title pairs of each fold's training sessions (epochs chosen on validation)."""
     settings = command_settings(ctx, progress=progress, device=device)
     given = {"max_epochs": max_epochs, "max_pairs": max_pairs, "batch_size": batch_size, "window": window}
-    given |= {"lr": lr, "seed": seed}
+    given |= {"lr": lr, "seed": seed, "train_layers": train_layers}
     updates = {key: value for key, value in given.items() if value is not None}
     if updates:
         finetune = settings.embedder.finetune.model_validate({**settings.embedder.finetune.model_dump(), **updates})
