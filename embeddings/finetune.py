@@ -50,13 +50,13 @@ class FinetuneConfig(BaseModel):
     max_epochs: int = Field(2, ge=1, le=20, description="Epochs tried on the validation fold (best one kept).")
     train_layers: int = Field(1, ge=1, le=6, description="Top transformer layers trained (the rest stay frozen).")
     window: int = Field(2, ge=1, le=10, description="Pairs of session items at most this many steps apart.")
-    max_pairs: int = Field(2048, ge=0, description="Pairs drawn per epoch (seeded; 0 = every pair).")
+    max_pairs: int = Field(8192, ge=0, description="Pairs drawn per epoch (seeded; 0 = every pair).")
     batch_size: int = Field(64, ge=2, le=4096, description="Pairs per step: each batch is its own negatives.")
     max_seq_length: int = Field(128, ge=8, le=256, description="Title truncation in word pieces (as the raw model).")
     train_seq_length: int = Field(
         32, ge=8, le=256, description="Word pieces the trained layers see per title in a step."
     )
-    lr: float = Field(1e-4, gt=0.0, le=1e-2, description="AdamW peak learning rate.")
+    lr: float = Field(2e-4, gt=0.0, le=1e-2, description="AdamW peak learning rate.")
     warmup: float = Field(0.1, ge=0.0, lt=1.0, description="Share of the steps with a linear warm-up.")
     temperature: float = Field(0.05, gt=0.0, le=1.0, description="InfoNCE temperature (1/scale).")
     weight_decay: float = Field(0.01, ge=0.0, le=1.0)
