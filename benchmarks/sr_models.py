@@ -59,7 +59,9 @@ def measure(name: str, train_batches: int, single: int, threads: int) -> dict[st
     model.device = resolve_device("cpu")
     torch.set_num_threads(threads)
     semantic = model.hyper["semantic"]
-    vectors = title_vectors(data.catalog, model.hyper["semantic_source"], env) if semantic != "none" else None
+    vectors = (
+        title_vectors(data.catalog, model.hyper["semantic_source"], env, data.digest) if semantic != "none" else None
+    )
     encoder = model.build_encoder(data.n_items, vectors)
     examples = model.examples(data)
     config: TrainConfig = model.train_config(1, None)

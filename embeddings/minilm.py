@@ -60,6 +60,29 @@ def verify_weights(directory: Path, expected: str = MODEL_SHA256) -> None:
         _verified.add(directory)
 
 
+def load_sentence_model(*, device: str = "cpu", threads: int | None = None) -> Any:
+    """The bundled all-MiniLM-L6-v2 as a sentence-transformers model on ``device`` (weights sha256-checked,
+    hub offline): what the provider encodes with and what :mod:`embeddings.finetune` starts from."""
+    directory = model_dir()
+    verify_weights(directory)
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    os.environ["TRANSFORMERS_OFFLINE"] = "1"
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    if threads is not None and torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+    from transformers.utils import logging as hf_logging
+
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # no "Loading weights" bar in CLI output and logs
+    try:
+        return SentenceTransformer(str(directory), device=device, local_files_only=True)
+    finally:
+        if bars:
+            hf_logging.enable_progress_bar()
+
+
 class MiniLMProvider(EmbeddingProvider):
     """sentence-transformers/all-MiniLM-L6-v2 (384-d), loaded lazily from the bundled package."""
 
@@ -86,24 +109,7 @@ class MiniLMProvider(EmbeddingProvider):
 
     def _load(self) -> Any:
         if self._model is None:
-            directory = model_dir()
-            verify_weights(directory)
-            os.environ["HF_HUB_OFFLINE"] = "1"
-            os.environ["TRANSFORMERS_OFFLINE"] = "1"
-            import torch
-            from sentence_transformers import SentenceTransformer
-
-            if torch.get_num_threads() != self.threads:
-                torch.set_num_threads(self.threads)
-            from transformers.utils import logging as hf_logging
-
-            bars = hf_logging.is_progress_bar_enabled()
-            hf_logging.disable_progress_bar()  # no "Loading weights" bar in CLI output and logs
-            try:
-                model = SentenceTransformer(str(directory), device="cpu", local_files_only=True)
-            finally:
-                if bars:
-                    hf_logging.enable_progress_bar()
+            model = load_sentence_model(threads=self.threads)
             model.max_seq_length = self.max_seq_length
             self._model = model
         return self._model

@@ -152,10 +152,14 @@ def prepare_index(settings: Settings, protocol: Protocol) -> dict[str, Any]:
     """The Chroma catalogue index (built from the embedding cache; resumable), for text retrieval."""
     from embeddings.catalog import embed_space, space_provider
     from embeddings.config import default_provider
+    from embeddings.finetuned import resolve_embedder
     from tools.chroma_index import CatalogIndex
 
     catalog = protocol.dataset.catalog
-    raw = default_provider(settings.embedder, threads=settings.threads)
+    embedder = resolve_embedder(  # what shoppers query: a fine-tuned embedder is the test fold's (whole train)
+        settings.embedder, train_digest=protocol.train_digest("test"), embeddings_dir=settings.paths.embeddings
+    )
+    raw = default_provider(embedder, threads=settings.threads)
     vectors, transform = embed_space(
         catalog, raw, settings.embedder.postprocess, cache_dir=settings.paths.embeddings, progress=settings.progress
     )
@@ -168,7 +172,7 @@ def prepare_index(settings: Settings, protocol: Protocol) -> dict[str, Any]:
         chroma=settings.chroma,
         store_path=settings.paths.chroma,
         embeddings_dir=settings.paths.embeddings,
-        embedder_config=settings.embedder,
+        embedder_config=embedder,
     )
     with exclusive_lock(settings.paths.chroma / index.name):
         if index.count() < len(catalog):

@@ -34,17 +34,23 @@ def parse_objective(objective: str) -> tuple[str, int]:
 
 
 def validation_metrics(
-    protocol: Protocol, model: str, params: dict[str, Any], k: int, settings: Settings
+    protocol: Protocol, model: str, params: dict[str, Any], k: int, settings: Settings, *, extra_k: tuple[int, ...] = ()
 ) -> dict[str, float]:
-    """HR/MRR/NDCG@k of ``model`` with ``params`` on the validation fold."""
+    """HR/MRR/NDCG@k (and at each of ``extra_k``) of ``model`` with ``params`` on the validation fold."""
     fold = protocol.valid
     pipeline = build_pipeline(model, protocol, "valid", settings=settings, **params)
+    depth = max(k, *extra_k)
     ranks: list[int | None] = []
     for start in range(0, len(fold.cases), 512):
         batch = fold.cases[start : start + 512]
-        for case, result in zip(batch, pipeline.rank(batch, k, exclude_seen=protocol.config.exclude_seen), strict=True):
+        results = pipeline.rank(batch, depth, exclude_seen=protocol.config.exclude_seen)
+        for case, result in zip(batch, results, strict=True):
             ranks.append(rank_of(case.target, result.items))
-    return {f"{name}@{k}": float(values.mean()) for name, values in per_case(ranks, k).items()}
+    return {
+        f"{name}@{cut}": float(values.mean())
+        for cut in dict.fromkeys((k, *extra_k))
+        for name, values in per_case(ranks, cut).items()
+    }
 
 
 def sample_grid(grid: dict[str, list[Any]], budget: int, seed: int) -> list[dict[str, Any]]:

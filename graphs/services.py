@@ -160,10 +160,21 @@ class ServingProfile:
 
     # ------------------------------------------------------------------ text retrieval and the LLM
     @property
+    def embedder_config(self) -> Any:
+        """The settings' embedder bound to this fold (a fine-tuned one is the fold's own model)."""
+        from embeddings.finetuned import resolve_embedder
+
+        return resolve_embedder(
+            self.settings.embedder,
+            train_digest=self.manifest.folds[self.fold].train_digest,
+            embeddings_dir=self.settings.paths.embeddings,
+        )
+
+    @property
     def embedder(self) -> Any:
         from embeddings.config import default_provider
 
-        return self._once("_embedder", lambda: default_provider(self.settings.embedder, threads=self.settings.threads))
+        return self._once("_embedder", lambda: default_provider(self.embedder_config, threads=self.settings.threads))
 
     @property
     def index(self) -> Any:
@@ -176,6 +187,10 @@ class ServingProfile:
 
         if not self.manifest.index:
             raise ConfigError("index", None, f"profile {self.spec.name!r} was prepared without an index")
+        if self.settings.embedder.kind == "minilm-adapted" and self.fold != "test":
+            raise ConfigError(  # the index holds the test fold's fine-tuned vectors: trained on these cases
+                "index", self.fold, "holds vectors fine-tuned on the whole training split; only the test fold uses it"
+            )
         provider = self.embedder
         post = self.settings.embedder.postprocess
         if not post.identity:  # the index holds post-processed vectors: queries go through the same transform
@@ -188,7 +203,7 @@ class ServingProfile:
             chroma=self.settings.chroma,
             store_path=self.settings.paths.chroma,
             embeddings_dir=self.settings.paths.embeddings,
-            embedder_config=self.settings.embedder,
+            embedder_config=self.embedder_config,
             name=str(self.manifest.index["collection"]),
         )
         if index.count() < len(self.catalog):

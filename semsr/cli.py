@@ -35,6 +35,7 @@ from semsr.cli_common import (
     load_entry_settings,
     load_protocol,
 )
+from semsr.cli_embed import embed_app
 from semsr.cli_graph import recommend_command, trace_command
 from semsr.cli_index import index_command
 from semsr.cli_profile import prepare_command, profile_app
@@ -59,6 +60,7 @@ app.command(name="intent")(intent_command)
 app.command(name="train")(train_command)
 app.command(name="prepare")(prepare_command)
 app.add_typer(profile_app, name="profile")
+app.add_typer(embed_app, name="embed")
 
 
 @app.command()

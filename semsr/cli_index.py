@@ -15,8 +15,10 @@ import typer
 
 from embeddings.catalog import embed_catalog
 from embeddings.config import default_provider
+from embeddings.finetuned import KIND, resolve_embedder
 from semsr.cli_common import DatasetOption, LoaderOption, ProgressOption, clear_errors, command_settings, console
 from sessiondata.loaders import load_dataset
+from sessiondata.protocol import build_protocol
 from tools.chroma_client import make_client
 from tools.chroma_index import CatalogIndex
 
@@ -27,7 +29,8 @@ def index_command(
     dataset: DatasetOption = "amazon-beauty",
     loader: LoaderOption = None,
     embedder: Annotated[
-        Literal["minilm", "openai", "file"] | None, typer.Option(help="Embedder (default: settings.embedder.kind).")
+        Literal["minilm", "minilm-adapted", "openai", "file"] | None,
+        typer.Option(help="Embedder (default: settings.embedder.kind); minilm-adapted: the test fold's fine-tune."),
     ] = None,
     server_url: Annotated[str | None, typer.Option(help="Chroma server http://HOST:PORT (else embedded).")] = None,
     path: Annotated[Path | None, typer.Option(help="Embedded Chroma directory (default <home>/chroma).")] = None,
@@ -48,6 +51,11 @@ def index_command(
     )
     client = make_client(chroma_config, settings.paths.chroma)  # fail fast on a bad path or a server that is down
     data = load_dataset(dataset, loader)
+    if embedder_config.kind == KIND:  # the fine-tune of the whole training split: what shoppers query
+        digest = build_protocol(data, settings.protocol).train_digest("test")
+        embedder_config = resolve_embedder(
+            embedder_config, train_digest=digest, embeddings_dir=settings.paths.embeddings
+        )
     provider = default_provider(embedder_config, threads=settings.threads)
     started = time.perf_counter()
     matrix = embed_catalog(data.catalog, provider, cache_dir=settings.paths.embeddings, progress=settings.progress)

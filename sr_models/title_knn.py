@@ -25,8 +25,9 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from embeddings.adapter import AdapterConfig, adapted_vectors
+from embeddings.base import EmbeddingProvider
 from embeddings.catalog import embed_catalog, postprocess_catalog
-from embeddings.config import EmbedderConfig, default_provider
+from embeddings.config import EmbedderConfig, embedder_label, fold_provider
 from embeddings.postprocess import PostprocessConfig, space_id
 from embeddings.session import PoolingMode, position_weights, session_vectors
 from sr_models.base import Evidence, Recommender, TrainData
@@ -75,15 +76,28 @@ class TitleKNN(Recommender):
     def embedder_config(self) -> EmbedderConfig:
         return self.config.embedder or self.env.embedder
 
+    def provider(self, train_digest: str) -> EmbeddingProvider:
+        """The title embedder for the fold whose training sessions ``train_digest`` names (a fine-tuned
+        ``minilm-adapted`` is that fold's own model; see :func:`embeddings.finetuned.resolve_embedder`)."""
+        env = self.env
+        return fold_provider(
+            self.embedder_config, train_digest=train_digest, embeddings_dir=env.embeddings_dir, threads=env.threads
+        )
+
     def params(self) -> dict[str, Any]:
         params = self.config.model_dump(mode="json", exclude={"embedder"})
-        provider = default_provider(self.embedder_config, threads=self.env.threads)
+        digest = getattr(self, "train_digest", "")
+        if digest:
+            vectors_id = self.provider(digest).id
+        else:  # not fitted: a fine-tuned embedder's fold is not known yet
+            vectors_id = embedder_label(self.embedder_config, threads=self.env.threads)
         adapter = self.config.adapter.id
-        params["embedder"] = space_id(f"{provider.id}+{adapter}" if adapter else provider.id, self.config.postprocess)
+        params["embedder"] = space_id(f"{vectors_id}+{adapter}" if adapter else vectors_id, self.config.postprocess)
         return params
 
     def fit(self, data: TrainData) -> Self:
-        provider = default_provider(self.embedder_config, threads=self.env.threads)
+        self.train_digest = data.digest
+        provider = self.provider(data.digest)
         env = self.env
         vectors = embed_catalog(data.catalog, provider, cache_dir=env.embeddings_dir, progress=env.progress)
         vectors_id = provider.id
@@ -123,12 +137,19 @@ class TitleKNN(Recommender):
         return scores
 
     def state(self) -> dict[str, np.ndarray]:
-        return {"vectors": self.vectors, "prior": self.prior, "mask": self.mask}
+        return {
+            "vectors": self.vectors,
+            "prior": self.prior,
+            "mask": self.mask,
+            "train_digest": np.asarray(getattr(self, "train_digest", "")),
+        }
 
     def restore(self, state: dict[str, np.ndarray]) -> None:
         self.vectors = np.ascontiguousarray(state["vectors"], dtype=np.float32)
         self.prior, self.mask = state["prior"], state["mask"]
         self.n_items = int(self.vectors.shape[0])
+        if "train_digest" in state:  # which fold's embedder made the vectors (a fine-tuned one is per fold)
+            self.train_digest = str(state["train_digest"])
         self.embedder_id = str(self.params()["embedder"])
 
     def evidence(self, prompt: Sequence[int], items: Sequence[int]) -> list[Evidence | None]:

@@ -98,9 +98,10 @@ def _text_vectors(model: NeuralRecommender, data: TrainData) -> np.ndarray | Non
     if model.hyper["semantic"] == "none":
         return None
     main = distributed.world().main
-    vectors = title_vectors(data.catalog, model.hyper["semantic_source"], model.env) if main else None
+    source, digest = model.hyper["semantic_source"], data.digest  # the digest resolves a per-fold embedder
+    vectors = title_vectors(data.catalog, source, model.env, digest) if main else None
     distributed.barrier()
-    return vectors if main else title_vectors(data.catalog, model.hyper["semantic_source"], model.env)
+    return vectors if main else title_vectors(data.catalog, source, model.env, digest)
 
 
 def _epochs_for_test_fit(model: NeuralRecommender, data: TrainData, store: ArtifactStore | None) -> int:

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from embeddings.catalog import embed_space
-from embeddings.config import default_provider
+from embeddings.config import embedder_label, fold_provider
 from embeddings.postprocess import space_id
 from sessiondata.errors import ConfigError
 from sessiondata.schema import Catalog, Session
@@ -35,12 +35,14 @@ from sr_models.neural.encoder import SessionEncoder
 SemanticSource = Literal["catalog", "random"]
 
 
-def title_vectors(catalog: Catalog, source: SemanticSource, env: ModelEnv) -> np.ndarray:
+def title_vectors(catalog: Catalog, source: SemanticSource, env: ModelEnv, train_digest: str = "") -> np.ndarray:
     """(n_items, d_text) float32 L2-normalised title embeddings, row = dense item index.
 
     ``"catalog"`` embeds the titles with the project's embedder (``env.embedder``, through the embedding
     cache in ``env.embeddings_dir``: the one source of title vectors), post-processed as the embedder config
     says (``env.embedder.postprocess``: :mod:`embeddings.postprocess`); ``"random"`` is for fast tests only.
+    A fine-tuned embedder (``minilm-adapted``) is the model of the fold whose training sessions
+    ``train_digest`` names.
     """
     if source == "random":
         rng = np.random.default_rng(12345)
@@ -48,7 +50,9 @@ def title_vectors(catalog: Catalog, source: SemanticSource, env: ModelEnv) -> np
         return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
     if source != "catalog":
         raise ConfigError("semantic_source", source, "choose 'catalog' (the configured embedder) or 'random'")
-    provider = default_provider(env.embedder, threads=env.threads)
+    provider = fold_provider(
+        env.embedder, train_digest=train_digest, embeddings_dir=env.embeddings_dir, threads=env.threads
+    )
     vectors, _ = embed_space(
         catalog, provider, env.embedder.postprocess, cache_dir=env.embeddings_dir, progress=env.progress
     )
@@ -61,7 +65,7 @@ def text_source_id(source: SemanticSource, env: ModelEnv) -> str:
     """Which vectors a SemSR model was trained on (part of its artefact key: other vectors, other model)."""
     if source == "random":
         return "random"
-    return space_id(default_provider(env.embedder, threads=env.threads).id, env.embedder.postprocess)
+    return space_id(embedder_label(env.embedder, threads=env.threads), env.embedder.postprocess)
 
 
 def init_from_text(embedding: nn.Embedding, vectors: np.ndarray) -> None:
