@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from evals.candidate_choice import choose_candidates, truncate
 from evals.ranker_eval import RECALL_AT, baselines, candidate_recall, holdout_metrics, recall_by_n
 from graphs.candidates import known_window, model_candidates
 from graphs.profiles import ProfileSpec
@@ -240,8 +241,14 @@ def fit_profile_ranker(
         serving = services.profile(spec.name, "valid", dataset=dataset)
         queries = prefix_queries(protocol)
         per_query = gather_candidates(serving, queries, progress=progress)
-        train, stop = build_rows(serving, queries, per_query, seed=settings.seed, progress=progress)
         sources = ranked_sources(spec)
+        by_n = recall_by_n(queries, per_query, sources, proposed_per_source(spec))
+        choice = None
+        if spec.candidate_grid:  # each source's N chosen on validation, then the lists cut to it
+            assert spec.candidate_budget is not None
+            choice = choose_candidates(queries, per_query, sources, spec.candidate_grid, spec.candidate_budget)
+            per_query = truncate(per_query, choice["chosen"])
+        train, stop = build_rows(serving, queries, per_query, seed=settings.seed, progress=progress)
         model = train_ranker(train, stop, sources, threads=settings.threads, seed=settings.seed)
         sx, _, _ = stop.stacked()
         gains = model._booster.feature_importance(importance_type="gain", iteration=model.best_iteration)
@@ -253,7 +260,8 @@ def fit_profile_ranker(
                 "valid_scope": "latest sessions by end time (early-stopping slice), last-item queries",
                 "same_candidates": baselines(queries, per_query, sources),
                 "candidate_recall": candidate_recall(queries, per_query, sources),
-                "recall_by_n": recall_by_n(queries, per_query, sources, proposed_per_source(spec)),
+                "recall_by_n": by_n,
+                **({"candidate_choice": choice} if choice else {}),
                 "queries": {"train": len(train.groups), "holdout": len(stop.groups), "all_prefixes": len(queries)},
                 "rows": train.n_rows,
                 "last_item_weight": LAST_ITEM_WEIGHT,

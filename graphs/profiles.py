@@ -19,7 +19,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from sessiondata.errors import ConfigError, DataError
 from sessiondata.loaders import BUNDLED, parse_dataset_spec
@@ -58,6 +58,20 @@ class ProfileSpec(BaseModel):
     fusion: FusionStrategy = "weighted"
     max_session_items: int = Field(50, ge=1, description="Most recent session items the models read.")
     fusion_fit_limit: int | None = Field(None, ge=1, description="Validation cases for the fusion fit (slow LLMs).")
+    candidate_grid: tuple[int, ...] = Field(
+        (), description="Ranker profiles: list lengths each ranked source may get, chosen on validation."
+    )
+    candidate_budget: int | None = Field(None, ge=1, description="With a grid: most candidates of all sources.")
+
+    @model_validator(mode="after")
+    def _grid_fits(self) -> ProfileSpec:
+        if self.candidate_grid:
+            if self.fusion != "ranker" or self.candidate_budget is None:
+                raise ValueError("candidate_grid needs fusion='ranker' and a candidate_budget")
+            ranked = [s for s in self.sources if s.kind in ("session-model", "title-knn")]
+            if any(s.candidates != max(self.candidate_grid) for s in ranked):
+                raise ValueError("with a candidate_grid every ranked source proposes the grid's largest N")
+        return self
 
     @property
     def source_names(self) -> list[str]:
@@ -78,6 +92,13 @@ class ProfileSpec(BaseModel):
     def needs_fit(self) -> bool:
         return self.fusion != "rrf"
 
+    def with_candidates(self, chosen: dict[str, int]) -> ProfileSpec:
+        """This spec with the list lengths chosen on validation (``candidate_grid``) in place of the largest."""
+        sources = tuple(
+            s.model_copy(update={"candidates": chosen[s.name]}) if s.name in chosen else s for s in self.sources
+        )
+        return self.model_copy(update={"sources": sources})
+
     def source(self, name: str) -> SourceSpec:
         for source in self.sources:
             if source.name == name:
@@ -90,6 +111,31 @@ def _model(name: str, kind: SourceKind = "session-model", **fields: Any) -> Sour
 
 
 _KNN = (_model("vsknn"), _model("sr"), _model("title-knn", kind="title-knn"))
+
+
+def _title_item(name: str, lag: int) -> SourceSpec:
+    """Titles similar to one recent item (``lag`` steps before the last), the title kNN's tuned vectors."""
+    return SourceSpec(name=name, kind="title-knn", model="title-knn", params={"mode": "last", "lag": lag})
+
+
+# the cheap sources of strong KDD Cup 2023 solutions beside the three above (#14): co-visitation (symmetric,
+# lift-normalised; sequential rules are its forward case), titles similar to each of the last three items,
+# recent popularity; each proposes up to the grid's largest N, the N used is chosen on validation
+CANDIDATE_GRID = (25, 50, 100, 200)
+_WIDE = tuple(
+    source.model_copy(update={"candidates": max(CANDIDATE_GRID)})
+    for source in (
+        _model("vsknn"),
+        _model("covisit"),
+        _model("sr"),
+        _model("covisit-lift"),
+        _model("recent-popularity"),
+        _model("title-knn", kind="title-knn"),
+        _title_item("title-last", 0),
+        _title_item("title-prev1", 1),
+        _title_item("title-prev2", 2),
+    )
+)
 _INTENT = SourceSpec(name="intent", kind="intent")
 # what the shopper said; no labelled query data exists to fit its weight, so a rule sets it (graphs/query.py)
 _QUERY = SourceSpec(name="query", kind="query", params={"weight": 1.0})
@@ -98,9 +144,21 @@ PROFILES: dict[str, ProfileSpec] = {
     for spec in (
         ProfileSpec(
             name="fused",
-            version=4,
-            description="V-SKNN + sequential rules + title kNN, 100 candidates each, LightGBM LambdaMART ranker "
-            "fitted on every prefix of the validation sessions; what the shopper said (query) by its rule",
+            version=5,
+            description="V-SKNN, co-visitation (plain, lift), sequential rules, recent popularity, title kNN and "
+            "titles similar to each of the last three items; each source's list length chosen on validation "
+            "(greedy union recall, 400 candidates in all); LightGBM LambdaMART ranker fitted on every prefix of "
+            "the validation sessions; what the shopper said (query) by its rule",
+            sources=(*_WIDE, _QUERY),
+            fusion="ranker",
+            candidate_grid=CANDIDATE_GRID,
+            candidate_budget=400,
+        ),
+        ProfileSpec(
+            name="fused-3",
+            version=1,
+            description="the default until #14's sources: V-SKNN + sequential rules + title kNN, 100 candidates "
+            "each, the same LambdaMART ranker (the comparison that decided the default)",
             sources=(*(source.model_copy(update={"candidates": 100}) for source in _KNN), _QUERY),
             fusion="ranker",
         ),
