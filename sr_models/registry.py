@@ -54,10 +54,9 @@ RULES_GRID = {
     "prompt_decay_lambda": [0.5, 1.0, 2.0],
     "row_normalise": [True, False],
 }
-COVISIT_GRID = {  # the distance weighting and direction of the pairs (forward-only with no lift is "sr")
+COVISIT_GRID = {  # symmetric pairs by their distance: the forward-only variant is "sr" (its own grid above)
     "window": [2, 5, 10, 20],
     "pair_weight": ["uniform", "harmonic", "quadratic"],
-    "direction": ["both", "forward"],
     "prompt_items": [1, 3, 5],
     "row_normalise": [True, False],
 }
