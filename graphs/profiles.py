@@ -273,6 +273,13 @@ class ProfileManifest(BaseModel):
     prepared_at: str = ""
 
     @property
+    def served_profile(self) -> ProfileSpec:
+        """The spec as served: each source's list length as the ranker fit chose it on validation (a profile
+        with a ``candidate_grid``), else as the spec says."""
+        chosen = (((self.fusion or {}).get("fitted_on") or {}).get("candidate_choice") or {}).get("chosen")
+        return self.profile.with_candidates(chosen) if chosen else self.profile
+
+    @property
     def version_tag(self) -> str:
         """``name@version+digest``: what an answer says it came from."""
         payload = self.model_dump(mode="json", exclude={"metrics", "prepared_at"})
