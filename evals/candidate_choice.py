@@ -24,19 +24,27 @@ from sessiondata.errors import ConfigError
 if TYPE_CHECKING:
     from evals.ranker_fit import Query
 
+# one source's proposal for one query: the graph's candidate list, or (items, scores) arrays, best first
+Proposed = Sequence[Candidate] | tuple[np.ndarray, np.ndarray]
+
 
 def target_positions(
-    targets: Sequence[int], per_query: Sequence[dict[str, list[Candidate]]], sources: Sequence[str]
+    targets: Sequence[int], per_query: Sequence[dict[str, Proposed]], sources: Sequence[str]
 ) -> np.ndarray:
     """(queries, sources) 1-based position of each query's target in each source's list (inf: absent)."""
     positions = np.full((len(targets), len(sources)), np.inf)
     for row, (target, results) in enumerate(zip(targets, per_query, strict=True)):
         for column, source in enumerate(sources):
-            for position, candidate in enumerate(results.get(source, ()), start=1):
-                if candidate["item"] == target:
-                    positions[row, column] = position
-                    break
+            found = np.flatnonzero(_items(results.get(source, ())) == target)
+            if found.size:
+                positions[row, column] = found[0] + 1
     return positions
+
+
+def _items(proposed: Proposed) -> np.ndarray:
+    if isinstance(proposed, tuple):  # (items, scores) arrays, as the ranker fit gathers them
+        return proposed[0]
+    return np.fromiter((c["item"] for c in proposed), dtype=np.int64, count=len(proposed))
 
 
 def union_recall(positions: np.ndarray, ns: Sequence[int]) -> float:
@@ -81,7 +89,7 @@ def greedy_choice(positions: np.ndarray, sources: Sequence[str], grid: Sequence[
 
 def choose_candidates(
     queries: Sequence[Query],
-    per_query: Sequence[dict[str, list[Candidate]]],
+    per_query: Sequence[dict[str, Proposed]],
     sources: Sequence[str],
     grid: Sequence[int],
     budget: int,
@@ -102,8 +110,14 @@ def choose_candidates(
     }
 
 
-def truncate(
-    per_query: Sequence[dict[str, list[Candidate]]], chosen: dict[str, int]
-) -> list[dict[str, list[Candidate]]]:
+def truncate(per_query: Sequence[dict[str, Proposed]], chosen: dict[str, int]) -> list[dict[str, Proposed]]:
     """Each query's lists cut to the chosen N (lists are best first, as the graph's sources propose)."""
-    return [{s: c[: chosen.get(s, len(c))] for s, c in results.items()} for results in per_query]
+    return [{s: _cut(c, chosen.get(s)) for s, c in results.items()} for results in per_query]
+
+
+def _cut(proposed: Proposed, n: int | None) -> Proposed:
+    if n is None:
+        return proposed
+    if isinstance(proposed, tuple):
+        return proposed[0][:n], proposed[1][:n]
+    return proposed[:n]

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from evals.candidate_choice import target_positions
+from evals.candidate_choice import Proposed, target_positions
 from evals.fusion_fit import ValidationSet, fit_learned, fit_weighted
 from graphs.fusion import rrf_model
 from graphs.state import Candidate
@@ -66,7 +66,7 @@ def candidate_recall(
 
 def recall_by_n(
     queries: Sequence[Query],
-    per_query: Sequence[dict[str, list[Candidate]]],
+    per_query: Sequence[dict[str, Proposed]],
     sources: list[str],
     proposed: int,
     cutoffs: Sequence[int] = RECALL_AT,

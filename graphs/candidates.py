@@ -28,13 +28,19 @@ def as_candidates(items: np.ndarray, scores: np.ndarray) -> list[Candidate]:
     return [Candidate(item=int(i), score=float(s)) for i, s in zip(items, scores, strict=True)]
 
 
-def model_candidates(
+def model_top(
     model: Recommender, windows: Sequence[Sequence[int]], excludes: Sequence[Sequence[int]], n: int
-) -> list[list[Candidate]]:
-    """Each window's top ``n`` items under ``model`` (one batched ``score`` call), ``excludes`` never listed.
-
-    Windows must be non-empty (the caller records skipped and cold sessions itself)."""
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Each window's top ``n`` (items, scores) under ``model``, best first (one batched ``score`` call),
+    ``excludes`` never listed. Windows must be non-empty (the caller records skipped and cold sessions)."""
     if not windows:
         return []
     scores = model.score([list(w) for w in windows])
-    return [as_candidates(*top_k(row, n, exclude=exclude)) for row, exclude in zip(scores, excludes, strict=True)]
+    return [top_k(row, n, exclude=exclude) for row, exclude in zip(scores, excludes, strict=True)]
+
+
+def model_candidates(
+    model: Recommender, windows: Sequence[Sequence[int]], excludes: Sequence[Sequence[int]], n: int
+) -> list[list[Candidate]]:
+    """:func:`model_top` as the graph's candidate lists."""
+    return [as_candidates(*found) for found in model_top(model, windows, excludes, n)]
