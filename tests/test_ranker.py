@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from evals.prepare import prepare_profile
-from evals.ranker_fit import prefix_queries
+from evals.ranker_fit import RANKED_KINDS, prefix_queries, ranked_sources
 from graphs.api import SemSR
 from graphs.candidates import known_window, model_candidates
 from graphs.context import Context
@@ -35,8 +35,12 @@ def test_the_ranker_trains_on_every_prefix_and_is_saved_as_lightgbm_text(manifes
     booster_text = (directory / BOOSTER_FILE).read_text()
     assert booster_text.startswith("tree") and "objective=lambdarank" in booster_text  # LightGBM's text format
     saved = json.loads((directory / RANKER_FILE).read_text())
-    sources = manifest.profile.source_names[:3]  # the query source is blended by its rule, not ranked
-    assert saved["sources"] == sources and saved["features"] == feature_names(sources)
+    sources = ranked_sources(manifest.profile)  # the query source is blended by its rule, not ranked
+    assert (
+        len(sources) == len(manifest.profile.sources) - 1
+        and saved["sources"] == sources
+        and saved["features"] == feature_names(sources)
+    )
     fitted = saved["fitted_on"]
     # queries come from every prefix, not only the protocol's last item of each validation session
     assert fitted["queries"]["all_prefixes"] == len(prefix_queries(slice_protocol))
@@ -60,7 +64,11 @@ def test_the_graph_ranks_a_session_as_the_ranker_does(manifest, slice_protocol, 
     serving = ProfileServices(slice_settings).profile(PROFILE, "test", dataset=slice_settings.dataset)
     window = list(case.prompt[-serving.spec.max_session_items :])
     results = {}
-    for source in serving.spec.sources[:3]:
+    chosen = manifest.fusion["fitted_on"]["candidate_choice"]["chosen"]
+    assert {s.name: s.candidates for s in serving.spec.sources if s.name in chosen} == chosen  # served as chosen
+    for source in serving.spec.sources:
+        if source.kind not in RANKED_KINDS:
+            continue
         known = known_window(window, source.kind, serving.is_cold)
         if known:
             [results[source.name]] = model_candidates(
@@ -104,9 +112,9 @@ def test_the_report_shows_the_ranking_stage_with_its_validation_numbers(
 
     fitted = manifest.fusion["fitted_on"]
     table = fitted["recall_by_n"]["by_n"]
-    sources = manifest.profile.source_names[:3]
+    sources = ranked_sources(manifest.profile)
     assert fitted["recall_by_n"]["n_queries"] == len(slice_prepared.valid.cases)
-    assert list(table["union"]) == ["10", "20", "50", "100"]  # capped at the 100 candidates each source proposes
+    assert list(table["union"]) == ["10", "20", "50", "100", "200"]  # capped at the most a source proposes
     for n in table["union"]:
         assert max(table[s][n] for s in sources) <= table["union"][n] <= 1.0
     union = list(table["union"].values())
@@ -129,5 +137,8 @@ def test_the_report_shows_the_ranking_stage_with_its_validation_numbers(
         assert f"{fitted['same_candidates'][key]['ndcg@20']:.4f}" in section
     for source in sources:
         assert f"| without `{source}` | {ablation['without'][source]['valid']['hr@20']:.4f} |" in section
+    choice = fitted["candidate_choice"]
+    for source, n in choice["chosen"].items():
+        assert f"| `{source}` | {n} | {choice['recall_at_chosen'][source]:.4f} |" in section
     assert f"![feature importance of {PROFILE}](importance-{PROFILE}.png)" in section
     assert (tmp_path / "report" / f"importance-{PROFILE}.png").stat().st_size > 1000
