@@ -169,3 +169,24 @@ def test_ranker_features_read_co_occurrence_and_title_cosine_of_each_recent_item
     assert shared[:, column["cooc_weighted"]].max() > 0
     _, short = ranker_features(results, ["covisit"], RankerContext(window[-1:], pop, pop, vectors, None, None))
     assert np.isnan(short[:, -len(SHARED) :][:, [column["cos_prev1"], column["cooc_last1"]]]).all()
+
+
+def test_the_weighted_fusion_of_many_sources_refines_from_equal_weights(slice_protocol: Protocol) -> None:
+    """Beyond four sources the weighted fit skips the 11**n simplex grid; it still never loses to equal weights."""
+    from evals.fusion_fit import FEATURES_PER_SOURCE, GRID_SOURCES, ValidationSet, fit_weighted
+
+    fold = train_data(slice_protocol, "valid")
+    names = {"sr": {}, "covisit": {}, "covisit-lift": {}, "recent-popularity": {}, "popularity": {}}
+    assert len(names) > GRID_SOURCES
+    cases = slice_protocol.valid.cases
+    results: list[dict] = [{} for _ in cases]
+    for name, params in names.items():
+        model = build_model(name, **params).fit(fold)
+        found = model_candidates(model, [c.prompt for c in cases], [sorted(set(c.prompt)) for c in cases], 50)
+        for row, candidates in zip(results, found, strict=True):
+            row[name] = candidates
+    data = ValidationSet.build(results, [c.target for c in cases], list(names))
+    model = fit_weighted(data)
+    equal = data.objective(data.matrix[:, 0::FEATURES_PER_SOURCE] @ np.full(len(names), 0.2), 20)
+    assert sum(model.weights.values()) == pytest.approx(1.0)
+    assert model.fitted_on["valid"]["ndcg@20"] >= equal["ndcg@20"]
