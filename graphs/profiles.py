@@ -144,10 +144,9 @@ PROFILES: dict[str, ProfileSpec] = {
     for spec in (
         ProfileSpec(
             name="fused",
-            version=5,
+            version=4,
             description="V-SKNN + sequential rules + title kNN, 100 candidates each, LightGBM LambdaMART ranker "
-            "fitted on every prefix of the validation sessions (features: #14's co-occurrence with and title "
-            "cosine to each of the last three items added); what the shopper said (query) by its rule",
+            "fitted on every prefix of the validation sessions; what the shopper said (query) by its rule",
             sources=(*(source.model_copy(update={"candidates": 100}) for source in _KNN), _QUERY),
             fusion="ranker",
         ),
@@ -156,8 +155,8 @@ PROFILES: dict[str, ProfileSpec] = {
             version=1,
             description="V-SKNN, co-visitation (plain, lift), sequential rules, recent popularity, title kNN and "
             "titles similar to each of the last three items; each source's list length chosen on validation "
-            "(greedy union recall, 400 candidates in all); the same LambdaMART ranker (validation NDCG@20 below "
-            "fused's: not the default)",
+            "(greedy union recall, 400 candidates in all); the same LambdaMART ranker (its validation NDCG@20 "
+            "is below fused's, so it is not the default: benchmarks/results/ranker_sources.md)",
             sources=(*_WIDE, _QUERY),
             fusion="ranker",
             candidate_grid=CANDIDATE_GRID,

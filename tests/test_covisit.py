@@ -146,31 +146,6 @@ def test_list_lengths_are_chosen_from_the_grid_by_validation_union_recall(slice_
     assert greedy_choice(positions, list(models), grid, 300)["union_recall"] >= choice["union_recall"]
 
 
-def test_ranker_features_read_co_occurrence_and_title_cosine_of_each_recent_item(data: TrainData) -> None:
-    from graphs.ranker_features import SHARED, RankerContext, ranker_features
-
-    covisit = CoVisitation(window=3).fit(data)
-    rng = np.random.default_rng(0)
-    vectors = rng.normal(size=(data.n_items, 8)).astype(np.float32)
-    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    window = list(data.sessions[0].items)[-3:]
-    results = {"covisit": [{"item": int(i), "score": 1.0} for i in covisit.recommend([window], 30)[0].items]}
-    pop = np.ones(data.n_items)
-    items, matrix = ranker_features(results, ["covisit"], RankerContext(window, pop, pop, vectors, None, covisit))
-    shared = matrix[:, -len(SHARED) :]
-    column = {name: i for i, name in enumerate(SHARED)}
-    for lag in range(3):
-        item = window[-1 - lag]
-        np.testing.assert_allclose(shared[:, column[f"cooc_last{lag + 1}"]], covisit.rules[item, items].toarray()[0])
-        name = "cos_last" if lag == 0 else f"cos_prev{lag}"
-        np.testing.assert_allclose(shared[:, column[name]], vectors[items] @ vectors[item], rtol=1e-5)
-    weighted = sum(shared[:, column[f"cooc_last{j}"]] / j for j in (1, 2, 3))
-    np.testing.assert_allclose(shared[:, column["cooc_weighted"]], weighted)
-    assert shared[:, column["cooc_weighted"]].max() > 0
-    _, short = ranker_features(results, ["covisit"], RankerContext(window[-1:], pop, pop, vectors, None, None))
-    assert np.isnan(short[:, -len(SHARED) :][:, [column["cos_prev1"], column["cooc_last1"]]]).all()
-
-
 def test_the_weighted_fusion_of_many_sources_refines_from_equal_weights(slice_protocol: Protocol) -> None:
     """Beyond four sources the weighted fit skips the 11**n simplex grid; it still never loses to equal weights."""
     from evals.fusion_fit import FEATURES_PER_SOURCE, GRID_SOURCES, ValidationSet, fit_weighted
