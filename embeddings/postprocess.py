@@ -30,6 +30,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from embeddings.base import EmbeddingProvider, l2_normalise, slug
 from sessiondata.errors import ConfigError
 
+CHUNK = 16_384  # rows per block when fitting or applying (bounded memory at any catalogue size)
+
 
 class PostprocessConfig(BaseModel):
     """Which post-processing to apply (the default is none: the embedder's unit vectors as they are)."""
@@ -69,22 +71,40 @@ class Transform:
         return int(self.projection.shape[1])
 
     def apply(self, vectors: np.ndarray) -> np.ndarray:
-        vectors = np.asarray(vectors, dtype=np.float64)
+        """Transformed unit rows (float32), ``CHUNK`` rows at a time so a 500k-item catalogue needs one
+        output matrix, not four float64 temporaries of it."""
         if self.config.identity:
-            return l2_normalise(vectors)
-        return l2_normalise((vectors - self.mean) @ self.projection)
+            return l2_normalise(np.asarray(vectors, dtype=np.float64))
+        out = np.empty((len(vectors), self.out_dim), dtype=np.float32)
+        for start in range(0, len(vectors), CHUNK):
+            block = np.asarray(vectors[start : start + CHUNK], dtype=np.float64)
+            out[start : start + CHUNK] = l2_normalise((block - self.mean) @ self.projection)
+        return out
+
+
+def principal_directions(vectors: np.ndarray, mean: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Singular values (descending) and right singular vectors (rows) of ``vectors - mean``, from the
+    (dim, dim) scatter matrix accumulated ``CHUNK`` rows at a time: the SVD of the whole centred matrix held
+    three (n, dim) float64 copies (about 6 GB at 500k items of 384 dimensions), this holds one chunk."""
+    dim = vectors.shape[1]
+    scatter = np.zeros((dim, dim))
+    for start in range(0, len(vectors), CHUNK):
+        block = np.asarray(vectors[start : start + CHUNK], dtype=np.float64) - mean
+        scatter += block.T @ block
+    eigenvalues, eigenvectors = np.linalg.eigh(scatter)  # ascending
+    order = np.argsort(eigenvalues)[::-1]
+    return np.sqrt(np.clip(eigenvalues[order], 0.0, None)), eigenvectors[:, order].T
 
 
 def fit_transform(vectors: np.ndarray, config: PostprocessConfig) -> Transform:
     """Fit ``config`` on ``vectors`` (rows: the catalogue's title vectors)."""
-    vectors = np.asarray(vectors, dtype=np.float64)
     n, dim = vectors.shape
     if n < 2:
         raise ConfigError("postprocess", f"{n} vectors", "fitting needs at least two catalogue vectors")
     if config.identity:
         return Transform(config, np.zeros(dim), np.eye(dim))
-    mean = vectors.mean(axis=0) if config.center else np.zeros(dim)
-    _, singular, right = np.linalg.svd(vectors - mean, full_matrices=False)
+    mean = vectors.mean(axis=0, dtype=np.float64) if config.center else np.zeros(dim)
+    singular, right = principal_directions(vectors, mean)
     # directions without variance (a catalogue smaller than the dimension, centring's lost one) are dropped:
     # whitening would blow their rounding noise up to the size of the real directions
     rank = int(np.sum(singular > singular[0] * 1e-5)) if singular.size and singular[0] > 0 else 0

@@ -39,6 +39,7 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "title-knn-adapted": ("title-knn", {"candidates": "all", "adapter_epochs": 2, "adapter_lr": 1e-3}),
     "title-knn-tuned": ("title-knn", {}),  # as tuned and served (may restrict candidates to training items)
     "vsknn": ("vsknn", {}),
+    "vsknn-sem": ("vsknn-sem", {}),  # neighbours through session vectors too: found for all-cold prompts
     "sr": ("sr", {}),
 }
 

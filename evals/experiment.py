@@ -102,7 +102,7 @@ def load_experiment(path: Path, overrides: dict[str, Any] | None = None) -> Expe
 
 def run_experiment(config: ExperimentConfig, settings: Any, *, progress: bool = True) -> dict[str, Any]:
     """Evaluate every pipeline of ``config`` (resuming finished work) and write the report."""
-    from evals.executors import LocalExecutor, PipelineSpec, RayExecutor
+    from evals.executors import PipelineSpec, RayExecutor, replay_executor
     from evals.harness import evaluate
     from evals.pipelines import ALIASES, build_pipeline, pipeline_names
     from evals.prepare import record_metrics
@@ -121,10 +121,8 @@ def run_experiment(config: ExperimentConfig, settings: Any, *, progress: bool = 
     root = config.out or settings.runs_dir / protocol.dataset.name
     root.mkdir(parents=True, exist_ok=True)
     (root / "experiment.json").write_text(config.model_dump_json(indent=2) + "\n")
-    executor = (
-        RayExecutor(settings, address=config.ray_address, workers=config.workers)
-        if config.executor == "ray"
-        else LocalExecutor(settings.batch_size)
+    ray = (
+        RayExecutor(settings, address=config.ray_address, workers=config.workers) if config.executor == "ray" else None
     )
     results: dict[str, dict[str, float]] = {}
     full_metrics: dict[str, dict[str, Any]] = {}
@@ -144,7 +142,7 @@ def run_experiment(config: ExperimentConfig, settings: Any, *, progress: bool = 
             limit=run.limit,
             batch_size=settings.batch_size,
             progress=progress,
-            executor=executor,
+            executor=ray or replay_executor(pipeline, settings, len(protocol.test.cases[: run.limit])),
             spec=PipelineSpec(run.name, config.dataset, "test", run.params, config.loader),
             replace_stale=True,
         )

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from graphs.context import Context
-from graphs.graph import compile_graph
+from graphs.graph import BranchPool, compile_graph
 from graphs.profiles import PROFILES, profile_spec
 from graphs.services import ProfileServices, ServingProfile
 from semsr.settings import Settings
@@ -54,6 +54,7 @@ class GraphPipeline:
         self.concurrency = concurrency
         self.services = ProfileServices(settings)
         self.graph = compile_graph(self.services)
+        self.branches = BranchPool(settings.node_threads)
         self.context = Context(profile=profile, dataset=dataset, fold=fold, return_sources=return_sources)  # type: ignore[arg-type]
 
     @property
@@ -78,7 +79,8 @@ class GraphPipeline:
     def invoke_many(self, cases: Sequence[EvalCase], k: int) -> list[dict[str, Any]]:
         ids = self.serving.catalog.ids
         inputs = [{"items": [ids[i] for i in case.prompt], "k": k} for case in cases]
-        return self.graph.batch(inputs, config={"max_concurrency": self.concurrency}, context=self.context)
+        config = self.branches.config({"max_concurrency": self.concurrency})
+        return self.graph.batch(inputs, config=config, context=self.context)
 
     def rank(self, cases: Sequence[EvalCase], k: int, *, exclude_seen: bool) -> list[Recommendation]:
         if not exclude_seen:

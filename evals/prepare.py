@@ -106,15 +106,22 @@ def prepare_recent(settings: Settings, protocol: Protocol, dataset: str, fold: F
     return _ref(settings, path)
 
 
+def source_model(
+    settings: Settings, protocol: Protocol, dataset: str, fold: FoldName, source: SourceSpec, *, progress: bool
+) -> tuple[Any, Path]:
+    """The source's unfitted model (tuned parameters, then the spec's) and the directory it is saved in."""
+    assert source.model is not None
+    model = build_model(source.model, protocol.dataset.name, env=settings.model_env(progress=progress), **source.params)
+    return model, fold_directory(settings, protocol, dataset, fold) / f"{source.model}-{_key(model.params())}"
+
+
 def prepare_source(
     settings: Settings, protocol: Protocol, dataset: str, fold: FoldName, source: SourceSpec, *, progress: bool
 ) -> SourceArtifact:
     """The source's model fitted on ``fold``'s training sessions and saved (reused when already there)."""
     if source.model is None:
         return SourceArtifact()
-    env = settings.model_env(progress=progress)
-    model = build_model(source.model, protocol.dataset.name, env=env, **source.params)
-    directory = fold_directory(settings, protocol, dataset, fold) / f"{source.model}-{_key(model.params())}"
+    model, directory = source_model(settings, protocol, dataset, fold, source, progress=progress)
     with exclusive_lock(directory):
         if not (directory / HEADER_FILE).exists():
             started = time.perf_counter()
@@ -169,9 +176,21 @@ def prepare_index(settings: Settings, protocol: Protocol) -> dict[str, Any]:
 
 
 def prepare_profile(
-    name: str, protocol: Protocol, settings: Settings, *, progress: bool = True, fit: bool = True
+    name: str,
+    protocol: Protocol,
+    settings: Settings,
+    *,
+    progress: bool = True,
+    fit: bool = True,
+    ranker_queries: int | None = None,
+    index: bool = True,
 ) -> ProfileManifest:
-    """Prepare profile ``name`` on ``protocol``'s dataset (see the module docstring); returns its manifest."""
+    """Prepare profile ``name`` on ``protocol``'s dataset (see the module docstring); returns its manifest.
+
+    ``ranker_queries`` caps the validation queries a ranker fusion learns from (the scale benchmark's
+    million-session data); None, the default, uses every one. ``index=False`` leaves the Chroma index out
+    (the benchmark times it on its own): requests without a text query never open it, those with one are
+    refused with a message naming ``semsr prepare``."""
     spec = profile_spec(name)
     dataset = protocol.dataset.spec or protocol.dataset.name
     path = manifest_path(settings.paths.profiles, dataset, name)
@@ -195,7 +214,7 @@ def prepare_profile(
         protocol={"test": protocol.card("test"), "valid": protocol.valid.summary()},
         catalog=catalog,
         folds=folds,
-        index=prepare_index(settings, protocol) if spec.needs_index else None,
+        index=prepare_index(settings, protocol) if spec.needs_index and index else None,
         prepared_at=datetime.now(UTC).isoformat(timespec="seconds"),
     )
     with exclusive_lock(path):
@@ -207,8 +226,12 @@ def prepare_profile(
             from evals.fusion_fit import fit_profile_fusion
             from evals.ranker_fit import fit_profile_ranker
 
-            fitter = fit_profile_ranker if spec.fusion == "ranker" else fit_profile_fusion
-            fusion, fusion_path = fitter(settings, protocol, spec, dataset, progress=progress)
+            if spec.fusion == "ranker":
+                fusion, fusion_path = fit_profile_ranker(
+                    settings, protocol, spec, dataset, progress=progress, max_queries=ranker_queries
+                )
+            else:
+                fusion, fusion_path = fit_profile_fusion(settings, protocol, spec, dataset, progress=progress)
             manifest.fusion = {
                 "strategy": fusion.strategy,
                 "artifact": _ref(settings, fusion_path).model_dump(),

@@ -227,11 +227,28 @@ def train_ranker(train: Rows, stop: Rows, sources: list[str], *, threads: int, s
     return model.attach(booster)
 
 
+def subsample_queries(queries: list[Query], limit: int | None, seed: int) -> list[Query]:
+    """At most ``limit`` of ``queries`` (a seeded sample in their order; all when ``limit`` is None)."""
+    if limit is None or len(queries) <= limit:
+        return queries
+    keep = np.sort(np.random.default_rng(seed).choice(len(queries), limit, replace=False))
+    return [queries[i] for i in keep]
+
+
 def fit_profile_ranker(
-    settings: Settings, protocol: Protocol, spec: ProfileSpec, dataset: str, *, progress: bool = True
+    settings: Settings,
+    protocol: Protocol,
+    spec: ProfileSpec,
+    dataset: str,
+    *,
+    progress: bool = True,
+    max_queries: int | None = None,
 ) -> tuple[RankerFusion, Path]:
     """Fit ``spec``'s ranker on the validation fold and save it (a directory) beside the profile's models;
-    keyed like :func:`evals.fusion_fit.fit_profile_fusion`, so it is refit only when an input changed."""
+    keyed like :func:`evals.fusion_fit.fit_profile_fusion`, so it is refit only when an input changed.
+
+    ``max_queries`` caps the prefix queries it learns from (a seeded sample): the scale benchmark uses it
+    to prepare a servable profile on a million sessions; the main job fits on all of them."""
     from evals.prepare import models_root
 
     services = ProfileServices(settings)
@@ -244,6 +261,7 @@ def fit_profile_ranker(
                 PARAMS,
                 NEGATIVES,
                 RECALL_AT,
+                *([max_queries] if max_queries is not None else []),  # uncapped keys stay as they were
             ],
             sort_keys=True,
         ).encode()
@@ -254,7 +272,7 @@ def fit_profile_ranker(
             return RankerFusion.load(path), path
         started = time.perf_counter()
         serving = services.profile(spec.name, "valid", dataset=dataset)
-        queries = prefix_queries(protocol)
+        queries = subsample_queries(prefix_queries(protocol), max_queries, settings.seed)
         lists = gather_lists(serving, queries, progress=progress)
         sources = ranked_sources(spec)
         by_n = recall_by_n(queries, lists, sources, proposed_per_source(spec))

@@ -23,7 +23,7 @@ from langgraph.types import Command
 from pydantic import BaseModel, Field
 
 from graphs.context import Context
-from graphs.graph import compile_graph
+from graphs.graph import BranchPool, compile_graph
 from graphs.precheck import check_thread_id, precheck_request
 from graphs.services import ProfileServices
 from graphs.threads import ThreadJanitor
@@ -62,6 +62,7 @@ class SemSR:
         self.services = ProfileServices(self.settings)
         self._graphs: dict[str, Any] = {}
         self._lock = threading.Lock()
+        self.branches = BranchPool(self.settings.node_threads)  # sync runs' source branches
         paths = self.settings.paths
         self.janitor = ThreadJanitor(
             paths.threads_db, ttl_days=self.settings.thread_ttl_days, keep=self.settings.thread_checkpoints
@@ -124,7 +125,7 @@ class SemSR:
         )  # before a thread's checkpoint is written
         output = compiled.invoke(
             request,  # validated in the graph: a bare string is refused
-            config=_config(thread_id, callbacks),
+            config=self.branches.config(_config(thread_id, callbacks)),
             context=context,
         )
         if thread_id is not None:
@@ -148,7 +149,9 @@ class SemSR:
             )
         if not snapshot.next:
             raise InvalidRequest("thread_id", thread_id, "has no pending question to answer")
-        output = compiled.invoke(Command(resume=reply), config=config, context=context or Context())
+        output = compiled.invoke(
+            Command(resume=reply), config=self.branches.config(config), context=context or Context()
+        )
         self.janitor.touched(thread_id)
         return _to_answer(output, thread_id)
 
@@ -164,7 +167,9 @@ class SemSR:
     ) -> Iterator[tuple[str, dict[str, Any]]]:
         """Node-by-node progress: yields (node name, its state update) as each node finishes."""
         compiled = self.graph(persistent=False)
-        stream = compiled.stream({"items": items, "k": k}, context=context or Context(), stream_mode="updates")
+        stream = compiled.stream(
+            {"items": items, "k": k}, self.branches.config(), context=context or Context(), stream_mode="updates"
+        )
         for chunk in stream:
             for node, update in chunk.items():
                 yield node, update or {}

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
+from functools import lru_cache
 
 from graphs.services import ServingProfile
 from graphs.state import Reason, Scored, SourceResult
@@ -33,11 +34,11 @@ TEMPLATES = {
 }
 
 
+@lru_cache(maxsize=8192)  # explanations quote the same few session titles over and over
 def short(text: str, limit: int) -> str:
     """One plain line of at most ``limit`` characters (control characters and markup brackets removed)."""
-    clean = " ".join(
-        "".join(ch if ch.isprintable() else " " for ch in text).replace("<", " ").replace(">", " ").split()
-    )
+    printable = text if text.isprintable() else "".join(ch if ch.isprintable() else " " for ch in text)
+    clean = " ".join(printable.replace("<", " ").replace(">", " ").split())
     return clean if len(clean) <= limit else clean[: limit - 1].rstrip() + "…"
 
 

@@ -100,11 +100,12 @@ class FusionModel(BaseModel):
         return float(self.weights.get(source, 0.0))
 
     def fuse(
-        self, results: Mapping[str, Sequence[Candidate]], context: Any = None
+        self, results: Mapping[str, Sequence[Candidate]], context: Any = None, top: int | None = None
     ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
         """Items (best first), fused scores, and each source's contribution to every item's score.
 
-        ``context`` (the session, for :class:`graphs.ranker.RankerFusion`) is unused by these strategies."""
+        ``context`` (the session) and ``top`` (contributions needed only for the first ``top`` items) are for
+        :class:`graphs.ranker.RankerFusion`; these strategies' contributions cost nothing and cover every item."""
         sources = [s for s in self.sources if s in results] or sorted(results)
         items, matrix = feature_matrix(results, sources)
         if items.size == 0:

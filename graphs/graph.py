@@ -24,12 +24,14 @@ its client went away stops waiting at once; its node thread ends within ``llm.ca
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from concurrent.futures import Executor, ThreadPoolExecutor
 from contextvars import copy_context
 from functools import partial
 from typing import Any
 
+from langgraph._internal._constants import CONFIG_KEY_RUNNER_SUBMIT
 from langgraph._internal._runnable import RunnableCallable
 from langgraph.graph import END, START, StateGraph
 
@@ -50,7 +52,56 @@ def offloaded(name: str, node: Callable[..., Any], pool: Executor) -> RunnableCa
         call = partial(copy_context().run, node, *args, **kwargs)
         return await asyncio.get_running_loop().run_in_executor(pool, call)
 
-    return RunnableCallable(node, in_pool, name=name)
+    # trace=False: the graph's task already opens one callback run per node (what the JSONL trace and
+    # LangSmith record); a traced callable would nest a second run of the same name inside it
+    return RunnableCallable(node, in_pool, name=name, trace=False)
+
+
+class BranchPool:
+    """Persistent threads for the parallel branches of *synchronous* runs (``invoke``, ``stream``, ``batch``).
+
+    LangGraph's sync runner otherwise opens a fresh thread pool for every run and starts threads in it for
+    the source branches: ~2 thread starts per request, which cost more than the branches' work on a loaded
+    machine. :meth:`config` hands the runner this pool's ``submit`` through LangGraph's runner-submit config
+    key (internal to the pinned langgraph, as ``RunnableCallable`` is; ``tests/test_graph.py`` checks that
+    no thread starts per request); the branches still run side by side, each in the run's copied context.
+    Async runs (the server) keep their own path: the node pool of :func:`offloaded`.
+    """
+
+    def __init__(self, threads: int) -> None:
+        self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="semsr-branch")
+
+    def submit(
+        self,
+        fn: Callable[..., Any],
+        *args: Any,
+        __name__: str | None = None,
+        __cancel_on_exit__: bool = False,
+        __reraise_on_exit__: bool = True,
+        __next_tick__: bool = False,
+        **kwargs: Any,
+    ) -> Any:
+        """LangGraph's ``Submit`` signature (its background executor's), on the persistent threads."""
+        context = copy_context()
+        if __next_tick__:
+            return self.pool.submit(_next_tick, context.run, fn, *args, **kwargs)
+        return self.pool.submit(context.run, fn, *args, **kwargs)
+
+    def config(self, config: dict[str, Any] | None = None) -> dict[str, Any]:
+        """``config`` with this pool as the sync runner's executor (keys starting ``__`` never reach
+        checkpoint metadata)."""
+        config = dict(config or {})
+        config["configurable"] = {**config.get("configurable", {}), CONFIG_KEY_RUNNER_SUBMIT: self._submitter}
+        return config
+
+    def _submitter(self) -> Callable[..., Any]:
+        return self.submit
+
+
+def _next_tick(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Yield to other threads, then run (LangGraph's ``next_tick``)."""
+    time.sleep(0)
+    return fn(*args, **kwargs)
 
 
 def build_graph(services: ProfileServices) -> StateGraph:

@@ -14,7 +14,7 @@ import numpy as np
 from langgraph.runtime import Runtime
 from langgraph.types import interrupt
 
-from graphs.candidates import as_candidates, known_window, model_candidates
+from graphs.candidates import all_cold, as_candidates, known_window, model_candidates
 from graphs.chat import answer_message
 from graphs.context import Context
 from graphs.explain import LLM_TEXT_CHARS, item_reasons, short, summary_line
@@ -75,7 +75,7 @@ class GraphNodes:
             raise InvalidRequest("items", new_items, f"no known item to recommend from, and no query: {detail}")
         indices = [profile.catalog.index_of(item) for item in session]
         return {
-            "profile": {"name": profile.spec.name, "version": profile.manifest.version_tag},
+            "profile": {"name": profile.spec.name, "version": profile.version_tag},
             "session": session,
             "session_indices": indices,
             "window": indices[-profile.spec.max_session_items :],
@@ -108,7 +108,9 @@ class GraphNodes:
                 results[source.name] = _timed(source.name, started, status="cold", candidates=[], note=note)
             else:
                 try:
-                    [candidates] = model_candidates(profile.models[source.name], [known], [exclude], source.candidates)
+                    model, n = profile.models[source.name], source.candidates
+                    every_item = kind == "title-knn" and all_cold(known, profile.is_cold)
+                    [candidates] = model_candidates(model, [known], [exclude], n, every_item=every_item)
                     results[source.name] = _timed(source.name, started, status="ok", candidates=candidates)
                 except Exception as error:  # a broken model must not strand the shopper
                     note = f"{type(error).__name__}: {error}"
@@ -259,12 +261,14 @@ class GraphNodes:
             if r.get("status") in ("ok", "degraded") and r.get("candidates")
         }
         session_context = profile.ranker_context(state["window"]) if profile.fusion.strategy == "ranker" else None
-        items, scores, contributions = fuse_with_query(
-            profile.fusion, proposals, profile.spec.query_source, session_context
-        )
         turn = state.get("turn") or {}
         exclude = set(state["session_indices"]) | {profile.catalog.index_of(i) for i in turn.get("exclude", [])}
         terms = TitleTerms(tuple(turn.get("must_include", ())), tuple(turn.get("must_not_include", ())))
+        # the answer is the first k items not excluded, unless title terms may skip any number of them
+        top = None if terms.active else state["k"] + len(exclude)
+        items, scores, contributions = fuse_with_query(
+            profile.fusion, proposals, profile.spec.query_source, session_context, top
+        )
         fused = cut_list(items, scores, contributions, state["k"], exclude, terms, profile.popularity, profile.catalog)
         output: dict[str, Any] = {"fused": fused, "timings": {"fuse": round(time.perf_counter() - started, 4)}}
         if context.return_sources:

@@ -136,6 +136,10 @@ _WIDE = tuple(
         _title_item("title-prev2", 2),
     )
 )
+# the ranker profiles' sources: each of the fused sources proposes 100 candidates
+_RANKED = tuple(source.model_copy(update={"candidates": 100}) for source in _KNN)
+# the two strongest SemSR-F torch models of the torch table (MSGAT-F, NISER-F), as ranker sources
+_NEURAL = tuple(_model(name, candidates=100) for name in ("msgat-semf", "niser-semf"))
 _INTENT = SourceSpec(name="intent", kind="intent")
 # what the shopper said; no labelled query data exists to fit its weight, so a rule sets it (graphs/query.py)
 _QUERY = SourceSpec(name="query", kind="query", params={"weight": 1.0})
@@ -147,7 +151,7 @@ PROFILES: dict[str, ProfileSpec] = {
             version=4,
             description="V-SKNN + sequential rules + title kNN, 100 candidates each, LightGBM LambdaMART ranker "
             "fitted on every prefix of the validation sessions; what the shopper said (query) by its rule",
-            sources=(*(source.model_copy(update={"candidates": 100}) for source in _KNN), _QUERY),
+            sources=(*_RANKED, _QUERY),
             fusion="ranker",
         ),
         ProfileSpec(
@@ -193,9 +197,11 @@ PROFILES: dict[str, ProfileSpec] = {
         ProfileSpec(name="graph-sr", version=2, description="V-SKNN + sequential rules only", sources=_KNN[:2]),
         ProfileSpec(
             name="fused-neural",
-            version=2,
-            description="the fused sources plus MSGAT-F (SemSR-F; ~15 min of CPU training)",
-            sources=(*_KNN, _model("msgat-semf")),
+            version=3,
+            description="the fused sources plus MSGAT-F and NISER-F (SemSR-F torch models, ~30 min of CPU "
+            "training), 100 candidates each, the same LightGBM LambdaMART ranker; query by its rule",
+            sources=(*_RANKED, *_NEURAL, _QUERY),
+            fusion="ranker",
         ),
         ProfileSpec(
             name="llm-agent",

@@ -105,13 +105,15 @@ def fuse_with_query(
     proposals: Mapping[str, Sequence[Candidate]],
     query: SourceSpec | None,
     context: Any = None,
+    top: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
     """The fitted fusion of every source but the query's (``context``: the session, for the ranker), then
-    the query's candidates by its rule."""
+    the query's candidates by its rule. Contributions cover at least the first ``top`` items (None: all);
+    a query reorders the whole list, so then every item gets them."""
     fitted = {name: c for name, c in proposals.items() if query is None or name != query.name}
-    items, scores, contributions = fusion.fuse(fitted, context)
     if query is None or query.name not in proposals:
-        return items, scores, contributions
+        return fusion.fuse(fitted, context, top)
+    items, scores, contributions = fusion.fuse(fitted, context)
     return blend_query(items, scores, contributions, proposals[query.name], query_weight(query.params))
 
 
@@ -162,11 +164,14 @@ def cut_list(
     candidate, credited to ``popularity``); when no source proposed anything, the most popular items.
     """
     fused: list[Scored] = []
+    filtered = terms.active
+    values = np.asarray(scores).tolist()
+    columns = {source: np.asarray(c).tolist() for source, c in contributions.items()}  # Python floats, once
     for position, item in enumerate(items.tolist()):
-        if item in exclude or (terms.active and not terms.allows(catalog.titles[item])):
+        if item in exclude or (filtered and not terms.allows(catalog.titles[item])):
             continue
-        shares = {s: round(float(c[position]), 6) for s, c in contributions.items()}
-        fused.append(Scored(item=item, score=round(float(scores[position]), 6), contributions=shares))
+        shares = {source: round(column[position], 6) for source, column in columns.items()}
+        fused.append(Scored(item=item, score=round(values[position], 6), contributions=shares))
         if len(fused) == k:
             return fused
     if terms.active:

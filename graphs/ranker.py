@@ -36,16 +36,18 @@ class RankerFusion(FusionModel):
     features: list[str]
     best_iteration: int = 0
     _booster: Any = PrivateAttr(default=None)
+    _gains: Any = PrivateAttr(default=None)  # the booster's gain per feature (fixed once attached)
 
     def attach(self, booster: Any) -> RankerFusion:
         self._booster = booster
+        self._gains = np.asarray(booster.feature_importance(importance_type="gain"), dtype=np.float64)
         return self
 
     def source_weight(self, source: str) -> float:
         """The share of the booster's total gain on ``source``'s features (0 when it never splits on them)."""
         if source not in self.sources or self._booster is None:
             return 0.0
-        gains = self._booster.feature_importance(importance_type="gain")
+        gains = self._gains
         total = float(np.sum(gains)) or 1.0
         prefix = f"{source}__"
         return float(sum(g for name, g in zip(self.features, gains, strict=True) if name.startswith(prefix))) / total
@@ -56,39 +58,71 @@ class RankerFusion(FusionModel):
         return np.asarray(scores, dtype=np.float64)
 
     def fuse(
-        self, results: Mapping[str, Sequence[Candidate]], context: RankerContext | None = None
+        self,
+        results: Mapping[str, Sequence[Candidate]],
+        context: RankerContext | None = None,
+        top: int | None = None,
     ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+        """Items (best first), booster scores, and each source's contribution to the first ``top`` items
+        (all when None): an item's contribution reads only its own row, so a list cut at ``top`` needs no
+        ablation of the rows below the cut. Without a cut one booster call scores the rows and the ablated
+        copies together; with one, a second call scores the ablated copies of the top rows."""
         if context is None:
             raise ValueError("the ranker fusion needs the session's RankerContext")
         items, matrix = ranker_features(results, self.sources, context)
         if items.size == 0:
             return items, np.zeros(0), {}
-        scores = self.score_matrix(matrix)
-        width = len(PER_SOURCE)
-        n_sources = self.features.index("n_sources")
+        # only sources that proposed something speak (cold: title kNN alone)
+        speaking = [(i, source) for i, source in enumerate(self.sources) if results.get(source)]
+        ablated = [self._ablated(matrix, i) for i, _ in speaking]
+        n = items.size
+        if top is not None and top < n:
+            base = self.score_matrix(matrix)
+            order = np.lexsort((items, -base))
+            shown = order[:top]
+        else:
+            shown = np.arange(n)
+        # an ablated row differs from its row only where the source proposed the item; elsewhere the source
+        # gets the "below" share regardless, so only those rows are scored (one booster call)
+        picked = [shown[proposed[shown]] for _, proposed in ablated]
+        copies = [rows[pick] for (rows, _), pick in zip(ablated, picked, strict=True)]
+        if top is not None and top < n:
+            without = self.score_matrix(np.concatenate(copies)) if copies else np.zeros(0)
+        else:
+            everything = self.score_matrix(np.concatenate([matrix, *copies]))
+            base, without = everything[:n], everything[n:]
+            order = np.lexsort((items, -base))
+            shown = order
+        position = np.empty(n, dtype=np.int64)
+        position[shown] = np.arange(shown.size)
         contributions: dict[str, np.ndarray] = {}
-        proposers: dict[str, np.ndarray] = {}
-        for i, source in enumerate(self.sources):
-            if not results.get(source):  # only sources that proposed something speak (cold: title kNN alone)
-                continue
-            block = slice(i * width, (i + 1) * width)
-            proposed = matrix[:, block][:, PER_SOURCE.index("missing")] == 0.0
-            ablated = matrix.copy()  # the same rows as if this source had not proposed the item
-            ablated[proposed, block.start + PER_SOURCE.index("raw")] = np.nan
-            ablated[proposed, block.start + PER_SOURCE.index("z")] = np.nan
-            ablated[proposed, block.start + PER_SOURCE.index("rank")] = float(np.count_nonzero(proposed)) + 1.0
-            ablated[proposed, block.start + PER_SOURCE.index("missing")] = 1.0
-            ablated[proposed, n_sources] -= 1.0
-            contributions[source] = scores - self.score_matrix(ablated)
-            proposers[source] = proposed
+        offset = 0
+        for (_, source), pick in zip(speaking, picked, strict=True):
+            values = np.full(shown.size, np.nan)
+            values[position[pick]] = base[pick] - without[offset : offset + pick.size]
+            contributions[source] = values
+            offset += pick.size
         if contributions:  # a source that did not propose an item ranks below every one that did, for it
-            values, mask = np.stack(list(contributions.values()), 1), np.stack(list(proposers.values()), 1)
+            values = np.stack(list(contributions.values()), 1)
+            mask = np.stack([proposed[shown] for _, proposed in ablated], 1)
             lowest = np.where(mask, values, np.inf).min(axis=1)
             below = np.minimum(0.0, np.where(np.isfinite(lowest), lowest, 0.0)) - 1e-6
             values = np.where(mask, values, below[:, None])
             contributions = {s: values[:, j] for j, s in enumerate(contributions)}
-        order = np.lexsort((items, -scores))
-        return items[order], scores[order], {s: c[order] for s, c in contributions.items()}
+        return items[order], base[order], contributions
+
+    def _ablated(self, matrix: np.ndarray, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """The rows as if source ``index`` had not proposed its items, and which rows it proposed."""
+        width = len(PER_SOURCE)
+        block = slice(index * width, (index + 1) * width)
+        proposed = matrix[:, block][:, PER_SOURCE.index("missing")] == 0.0
+        ablated = matrix.copy()
+        ablated[proposed, block.start + PER_SOURCE.index("raw")] = np.nan
+        ablated[proposed, block.start + PER_SOURCE.index("z")] = np.nan
+        ablated[proposed, block.start + PER_SOURCE.index("rank")] = float(np.count_nonzero(proposed)) + 1.0
+        ablated[proposed, block.start + PER_SOURCE.index("missing")] = 1.0
+        ablated[proposed, self.features.index("n_sources")] -= 1.0
+        return ablated, proposed
 
     def save(self, path: Path) -> None:
         """Write the directory: the booster as LightGBM text, then this model's JSON."""

@@ -114,6 +114,7 @@ class ServingProfile:
                     raise
                 self.unavailable[source.name] = str(error)
         self.fusion = self._fusion(allow_partial)
+        self.version_tag = manifest.version_tag  # what every answer names (hashing the manifest once, not per request)
         self._lazy_lock = threading.RLock()  # a lazy part may need another (the index needs the embedder)
 
     def _fusion(self, allow_partial: bool) -> FusionModel:

@@ -17,7 +17,7 @@ import typer
 from typer._click import exceptions as click_errors  # typer vendors click: its own error classes
 
 from evals.degraded import degraded_line
-from evals.executors import PipelineSpec
+from evals.executors import PipelineSpec, replay_executor
 from evals.experiment import ExperimentConfig, load_experiment, parse_params, run_experiment
 from evals.graph_pipelines import graph_description
 from evals.harness import evaluate
@@ -132,6 +132,7 @@ def eval_command(
         progress=settings.progress,
         extra_card={"fit_seconds": round(fit_seconds, 2)},
         spec=PipelineSpec(pipeline, dataset, fold, overrides, loader),
+        executor=replay_executor(runner, settings, len(protocol.fold(fold).cases[:limit])),  # type: ignore[arg-type]
     )
     title = f"{protocol.dataset.name}: {pipeline} on the {fold} fold ({result.metrics['n_cases']} cases)"
     console.print(

@@ -24,6 +24,7 @@ from agents.config import LLMConfig
 from embeddings.config import EmbedderConfig
 from sessiondata.protocol import ProtocolConfig
 from sr_models.env import ModelEnv
+from sr_models.neural.config import NeuralConfig
 from tools.config import ChromaConfig
 
 
@@ -72,10 +73,18 @@ class Settings(BaseSettings):
     seed: int = 0
     progress: bool = Field(True, description="Show progress bars on long work.")
     batch_size: int = Field(256, ge=1, description="Prompts scored per batch in evaluation.")
+    replay_workers: int = Field(
+        default_factory=_default_threads,
+        ge=1,
+        le=64,
+        description="Processes a long replay through the graph runs in (evals.executors.ProcessExecutor); "
+        "each gets threads // replay_workers BLAS threads.",
+    )
     protocol: ProtocolConfig = Field(default_factory=ProtocolConfig)
     embedder: EmbedderConfig = Field(default_factory=EmbedderConfig)
     chroma: ChromaConfig = Field(default_factory=ChromaConfig)
     llm: LLMConfig = Field(default_factory=LLMConfig)
+    neural: NeuralConfig = Field(default_factory=NeuralConfig)
     node_threads: int = Field(
         32,
         ge=1,
@@ -104,6 +113,7 @@ class Settings(BaseSettings):
             threads=self.threads,
             device=self.device,
             progress=self.progress if progress is None else progress,
+            neural=self.neural,
         )
 
     def chroma_path(self) -> Path:

@@ -172,11 +172,15 @@ class Protocol:
         return self.test if name == "test" else self.valid
 
     def train_digest(self, fold: FoldName) -> str:
-        """A short hash of the fold's training sessions and the catalogue: the key of trained artefacts."""
-        digest = hashlib.sha256(self.dataset.fingerprint().sha256.encode())
-        for session in self.fold(fold).train:
-            digest.update(str(session.session_id).encode() + b"\x1f")
-        return digest.hexdigest()[:16]
+        """A short hash of the fold's training sessions and the catalogue: the key of trained artefacts
+        (computed once per fold: the folds are immutable, and preparing a profile asks for it per artefact)."""
+        known: dict[str, str] = self.__dict__.setdefault("_train_digests", {})
+        if fold not in known:
+            digest = hashlib.sha256(self.dataset.fingerprint().sha256.encode())
+            for session in self.fold(fold).train:
+                digest.update(str(session.session_id).encode() + b"\x1f")
+            known[fold] = digest.hexdigest()[:16]
+        return known[fold]
 
     def card(self, fold: FoldName = "test", **extra: object) -> dict[str, object]:
         """The protocol card written beside every result (JSON-ready)."""

@@ -134,7 +134,18 @@ class Dataset:
         return sum(len(s) for s in self.sessions)
 
     def fingerprint(self) -> DatasetFingerprint:
-        """Counts plus a content hash, so two results can tell whether they saw the same data."""
+        """Counts plus a content hash, so two results can tell whether they saw the same data.
+
+        Computed once per dataset (it hashes every event: ~10 s at a million sessions, and preparing a profile
+        asks for it dozens of times); the dataset is immutable, so the first answer stays right."""
+        known = self.__dict__.get("_fingerprint")
+        if known is not None:
+            return known
+        fingerprint = self._compute_fingerprint()
+        object.__setattr__(self, "_fingerprint", fingerprint)
+        return fingerprint
+
+    def _compute_fingerprint(self) -> DatasetFingerprint:
         digest = hashlib.sha256()
         for session in self.sessions:
             digest.update(str(session.session_id).encode())

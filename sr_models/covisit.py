@@ -133,7 +133,7 @@ class CoVisitation(Recommender):
 
     def pair_scores(self, sources: Sequence[int], items: Sequence[int]) -> np.ndarray:
         """(len(sources), len(items)) weights of the pairs source -> item (the ranker's co-occurrence)."""
-        return self.rules[np.asarray(sources, dtype=np.int64)][:, np.asarray(items, dtype=np.int64)].toarray()
+        return _rows_at(self.rules, np.asarray(sources, dtype=np.int64), np.asarray(items, dtype=np.int64))
 
     def state(self) -> dict[str, np.ndarray]:
         rules = self.rules.tocsr()
@@ -157,12 +157,28 @@ class CoVisitation(Recommender):
         sources = np.fromiter(votes, dtype=np.int64)
         vote = np.fromiter(votes.values(), dtype=np.float64)
         block = self.pair_scores(sources, items) * vote[:, None]
-        found: list[Evidence | None] = []
-        for column in range(block.shape[1]):
-            row = int(np.argmax(block[:, column]))
-            value = float(block[row, column])
-            found.append(Evidence(int(sources[row]), self.evidence_kind, value) if value > 0 else None)
-        return found
+        rows = np.argmax(block, axis=0)  # per item, the first voter of the largest weight
+        values = block[rows, np.arange(block.shape[1])]
+        return [
+            Evidence(int(sources[row]), self.evidence_kind, value) if value > 0 else None
+            for row, value in zip(rows.tolist(), values.tolist(), strict=True)
+        ]
+
+
+def _rows_at(matrix: sp.csr_matrix, rows: np.ndarray, columns: np.ndarray) -> np.ndarray:
+    """``matrix[rows][:, columns]`` as a dense array, found by a sorted search in each row's stored columns
+    (a few rows, any catalogue size: no dense row and no sparse column indexing)."""
+    picked = matrix[rows]
+    picked.sum_duplicates()  # canonical: sorted column indices, one entry each
+    out = np.zeros((rows.size, columns.size), dtype=picked.dtype)
+    for row in range(rows.size):
+        start, end = picked.indptr[row], picked.indptr[row + 1]
+        stored, values = picked.indices[start:end], picked.data[start:end]
+        if stored.size == 0:
+            continue
+        slot = np.minimum(np.searchsorted(stored, columns), stored.size - 1)
+        out[row] = np.where(stored[slot] == columns, values[slot], 0.0)
+    return out
 
 
 class LiftConfig(CoVisitConfig):

@@ -4,7 +4,8 @@ The project settings (:class:`semsr.settings.Settings`) are built once at an ent
 as this small object: ``sr_models`` sits below ``semsr`` and never reads the environment itself. A model
 that keeps no files (kNN, rules) ignores it; the title-kNN recommender embeds titles through the cache in
 ``embeddings_dir``; torch models cache weights under ``artifact_dir`` and train on ``device`` with
-``threads`` CPU threads.
+``threads`` CPU threads, with sampled softmax on large catalogues as ``neural`` says
+(:mod:`sr_models.neural.config`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from embeddings.config import EmbedderConfig
+from sr_models.neural.config import NeuralConfig
 
 
 @dataclass(frozen=True)
@@ -26,3 +28,4 @@ class ModelEnv:
     threads: int = 1
     device: str = "auto"
     progress: bool = False
+    neural: NeuralConfig = field(default_factory=NeuralConfig)  # torch training at scale (sampled softmax)

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import Any, Literal, Self
 
 import numpy as np
+import scipy.sparse as sp
 from pydantic import BaseModel, ConfigDict, Field
 
 from sr_models.base import Evidence, Recommender, TrainData
@@ -92,6 +93,7 @@ class SessionKNN(Recommender):
         counts = item_counts(data.sessions, data.n_items)
         self.backfill_scores = 1e-9 * counts / max(counts.max(), 1.0)
         self.rng = np.random.default_rng(self.config.seed)
+        self._index_positions()
         return self
 
     def _candidates(self, prompt_items: np.ndarray) -> np.ndarray:
@@ -107,52 +109,79 @@ class SessionKNN(Recommender):
             return candidates[keep]
         return self.rng.choice(candidates, size=size, replace=False)
 
+    def _index_positions(self) -> None:
+        """Arrays derived from the fitted state (rebuilt on ``restore``, never saved): whether each training
+        position holds its item's first occurrence in its session, and the item x session incidence matrix
+        (the CSR form of ``item_sessions``) that :meth:`evidence` intersects in one sparse product."""
+        key = self.seq_session * self.n_items + self.seq_items
+        self.seq_first = np.zeros(key.size, dtype=bool)
+        self.seq_first[np.unique(key, return_index=True)[1]] = True
+        shape = (self.n_items, self.indptr.size - 1)
+        ones = np.ones(self.item_sessions.size, dtype=np.float32)  # shared-session counts stay exact below 2**24
+        self.incidence = sp.csr_matrix((ones, self.item_sessions, self.item_sessions_indptr), shape)
+
     def _score_one(self, prompt: Sequence[int]) -> np.ndarray:
+        prompt_arr = np.asarray(prompt, dtype=np.int64)
+        candidates = self._candidates(np.unique(prompt_arr))
+        return self._score_neighbours(prompt_arr, candidates)
+
+    def _score_neighbours(
+        self, prompt_arr: np.ndarray, candidates: np.ndarray, blend_with: tuple[np.ndarray, float] | None = None
+    ) -> np.ndarray:
+        """Catalogue scores from the candidate neighbour sessions, in whole-array steps (no Python loop over
+        neighbours): keep the ``k`` most similar, then score each of their items by the neighbour's
+        similarity (STAN position decay, IDF). ``tests/test_fast_paths.py`` checks it against the plain
+        per-neighbour definition, bit for bit.
+
+        ``blend_with`` = (one similarity per candidate, weight w) makes a neighbour's similarity
+        ``(1 - w) * overlap + w * given`` (:mod:`sr_models.semantic_knn`: session-vector cosine); candidates
+        with no positive similarity are never neighbours, and a neighbour that shares no prompt item is
+        anchored, for the position decay, at its own last item."""
         cfg = self.config
         scores = np.zeros(self.n_items, dtype=np.float64)
-        prompt_arr = np.asarray(prompt, dtype=np.int64)
         weights = prompt_weights(len(prompt_arr), cfg.prompt_decay, cfg.prompt_decay_lambda)
-        # one weight per distinct item: its most recent occurrence counts
-        item_weight = np.zeros(self.n_items, dtype=np.float64)
-        item_weight[prompt_arr] = weights  # later positions overwrite earlier ones
-        item_recency = np.full(self.n_items, -1, dtype=np.int64)
-        item_recency[prompt_arr] = np.arange(len(prompt_arr))
-        unique_prompt = np.unique(prompt_arr)
-        candidates = self._candidates(unique_prompt)
+        # one weight per distinct item: its most recent occurrence counts (as does its recency)
+        unique_prompt, last_from_end = np.unique(prompt_arr[::-1], return_index=True)
+        last_position = prompt_arr.size - 1 - last_from_end
         if candidates.size == 0:
             return scores + self.backfill_scores if cfg.backfill else scores
 
-        starts, ends = self.indptr[candidates], self.indptr[candidates + 1]
-        lengths = ends - starts
-        flat = np.concatenate([np.arange(a, b) for a, b in zip(starts, ends, strict=True)])
+        starts, lengths = self.indptr[candidates], self.indptr[candidates + 1] - self.indptr[candidates]
         owner = np.repeat(np.arange(candidates.size), lengths)
+        flat = np.arange(owner.size) + np.repeat(starts - (np.cumsum(lengths) - lengths), lengths)
         items = self.seq_items[flat]
+        slot = np.minimum(np.searchsorted(unique_prompt, items), max(unique_prompt.size - 1, 0))
+        in_prompt = unique_prompt[slot] == items if unique_prompt.size else np.zeros(items.size, dtype=bool)
         # similarity: sum of prompt weights of the distinct shared items
-        first_occurrence = np.ones(flat.size, dtype=bool)
-        _, first_idx = np.unique(owner * self.n_items + items, return_index=True)
-        first_occurrence[:] = False
-        first_occurrence[first_idx] = True
-        shared = item_weight[items] * first_occurrence
+        shared = np.where(in_prompt, weights[last_position[slot]], 0.0) * self.seq_first[flat]
         similarity = np.bincount(owner, weights=shared, minlength=candidates.size)
         if cfg.similarity == "cosine":
             similarity = similarity / np.sqrt(self.session_sizes[candidates] * unique_prompt.size)
-        n_keep = min(cfg.k, candidates.size)
-        top = np.argpartition(-similarity, n_keep - 1)[:n_keep]
-        top = top[similarity[top] > 0]
-        if top.size == 0:
+        if blend_with is not None:
+            given, w = blend_with
+            similarity = (1.0 - w) * similarity + w * given
+        # only positive similarities compete (all of them in plain V-SKNN: every candidate shares an item)
+        positive = np.flatnonzero(similarity > 0)
+        if positive.size == 0:
             return scores + self.backfill_scores if cfg.backfill else scores
+        n_keep = min(cfg.k, positive.size)
+        top = positive[np.argpartition(-similarity[positive], n_keep - 1)[:n_keep]]
 
-        keep = np.isin(owner, top)
+        chosen = np.zeros(candidates.size, dtype=bool)
+        chosen[top] = True
+        keep = chosen[owner]
         items_k, owner_k = items[keep], owner[keep]
         contribution = similarity[owner_k]
         if cfg.neighbour_decay_lambda is not None:
             positions = self.seq_positions[flat[keep]]
-            # anchor: the neighbour's position of the most recent prompt item it shares
-            recency = item_recency[items_k]
+            # anchor: the neighbour's position of the most recent prompt item it shares (owner_k is sorted,
+            # so each neighbour's rows are one run and a segment maximum finds it)
+            recency = np.where(in_prompt[keep], last_position[slot[keep]], -1)
             key = np.where(recency >= 0, recency * 100_000 + positions, -1)
-            best_key = np.full(candidates.size, -1, dtype=np.int64)
-            np.maximum.at(best_key, owner_k, key)
-            anchor = best_key[owner_k] % 100_000
+            runs = np.flatnonzero(np.concatenate([[True], owner_k[1:] != owner_k[:-1]]))
+            best_key = np.repeat(np.maximum.reduceat(key, runs), np.diff(np.append(runs, owner_k.size)))
+            # a neighbour sharing no prompt item (vector neighbours) is anchored at its own last item
+            anchor = np.where(best_key >= 0, best_key % 100_000, lengths[owner_k] - 1)
             contribution = contribution * np.exp(-np.abs(positions - anchor) / cfg.neighbour_decay_lambda)
         if cfg.idf_weight > 0:
             contribution = contribution * (1.0 + cfg.idf_weight * self.idf[items_k])
@@ -186,26 +215,27 @@ class SessionKNN(Recommender):
             setattr(self, name, state[name])
         self.n_items = int(self.item_sessions_indptr.size - 1)
         self.rng = np.random.default_rng(self.config.seed)
+        self._index_positions()
 
     def evidence(self, prompt: Sequence[int], items: Sequence[int]) -> list[Evidence | None]:
         """The session item sharing the most training sessions with each item (recency-weighted, as the
-        prompt is), i.e. "viewed in the same sessions as"."""
+        prompt is), i.e. "viewed in the same sessions as"; ties go to the item seen first in the session.
+        Shared-session counts for every (item, session item) pair come from one sparse product."""
         prompt_arr = np.asarray(prompt, dtype=np.int64)
         weights = prompt_weights(len(prompt_arr), self.config.prompt_decay, self.config.prompt_decay_lambda)
         last_weight = {int(i): float(w) for i, w in zip(prompt_arr, weights, strict=True)}  # latest wins
-        sessions_of = {
-            i: self.item_sessions[self.item_sessions_indptr[i] : self.item_sessions_indptr[i + 1]] for i in last_weight
-        }
-        found: list[Evidence | None] = []
-        for item in items:
-            own = self.item_sessions[self.item_sessions_indptr[item] : self.item_sessions_indptr[item + 1]]
-            best, best_value = None, 0.0
-            for source, weight in last_weight.items():
-                shared = np.intersect1d(own, sessions_of[source], assume_unique=True).size
-                if shared * weight > best_value:
-                    best, best_value = source, shared * weight
-            found.append(Evidence(best, "co-session", best_value) if best is not None else None)
-        return found
+        if not len(items) or not last_weight:
+            return [None] * len(items)
+        sources = np.fromiter(last_weight, dtype=np.int64)
+        wanted = np.asarray(items, dtype=np.int64)
+        shared = (self.incidence[wanted] @ self.incidence[sources].T).toarray()
+        values = shared * np.fromiter(last_weight.values(), dtype=np.float64)[None, :]
+        best = np.argmax(values, axis=1)  # the first of equal values: the earliest-seen session item
+        strength = values[np.arange(wanted.size), best]
+        return [
+            Evidence(int(sources[column]), "co-session", float(value)) if value > 0 else None
+            for column, value in zip(best.tolist(), strength.tolist(), strict=True)
+        ]
 
 
 class SKNN(SessionKNN):

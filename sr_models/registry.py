@@ -23,6 +23,7 @@ from sr_models.neural.specs import neural_specs
 from sr_models.popularity import Popularity, RecentPopularity
 from sr_models.records import TunedRecord, read_record
 from sr_models.rules import SequentialRules
+from sr_models.semantic_knn import SPACE_FIELDS, SemanticKNN
 from sr_models.title_knn import TitleKNN
 
 SHIPPED_TUNED_DIR = Path(__file__).parent / "tuned"  # read-only defaults; users tune into SEMSR_HOME
@@ -77,6 +78,19 @@ TITLE_KNN_GRID = {  # pooling, prior and the vectors' post-processing (embedding
     "whiten": [0.0, 0.25, 0.5, 0.75, 1.0],
     "keep": [1.0, 0.67, 0.33],
 }
+VSKNN_SEM_GRID = {  # the V-SKNN part (k aside) and the vectors' space come from INHERITS
+    "k": [50, 100, 200],
+    "blend": [0.0, 0.25, 0.5, 0.75, 0.9, 1.0],
+    "vector_neighbours": [50, 100, 250, 500],
+    "vector_mode": ["last", "recency"],
+    "vector_decay": [0.5, 0.7, 0.85],
+    "neighbour_pooling": ["same", "mean"],
+}
+# parameters a model takes from other models' tuning records on the same dataset (each tuned on its
+# validation fold): model -> ((other model, its fields taken, None = all), ...); its own record wins
+INHERITS: dict[str, tuple[tuple[str, tuple[str, ...] | None], ...]] = {
+    "vsknn-sem": (("vsknn", None), ("title-knn", SPACE_FIELDS)),
+}
 MODELS: dict[str, ModelSpec] = {
     spec.name: spec
     for spec in (
@@ -106,6 +120,13 @@ MODELS: dict[str, ModelSpec] = {
             "title kNN (LLMSeqSim-style): cosine of title embeddings to the session's pooled title vector",
             TitleKNN,
             TITLE_KNN_GRID,
+            uses_env=True,
+        ),
+        ModelSpec(
+            "vsknn-sem",
+            "V-SKNN whose neighbour sessions come from shared items and session-vector cosine (whitened titles)",
+            SemanticKNN,
+            VSKNN_SEM_GRID,
             uses_env=True,
         ),
     )
@@ -143,11 +164,22 @@ def tuned_params(dataset: str, model: str, tuned_dir: Path | None = None) -> dic
     return dict(found[0]["params"]) if found else None
 
 
+def inherited_params(dataset: str, model: str, tuned_dir: Path | None = None) -> dict[str, Any]:
+    """What ``model`` takes from other models' tuning records on ``dataset`` (:data:`INHERITS`)."""
+    params: dict[str, Any] = {}
+    for other, fields in INHERITS.get(model, ()):
+        found = tuned_params(dataset, other, tuned_dir) or {}
+        params.update(found if fields is None else {k: v for k, v in found.items() if k in fields})
+    return params
+
+
 def build_model(name: str, dataset: str | None = None, *, env: ModelEnv | None = None, **overrides: Any) -> Recommender:
-    """An unfitted model: tuned parameters for ``dataset`` when recorded, then ``overrides`` on top."""
+    """An unfitted model: what it inherits (:data:`INHERITS`), its tuned parameters for ``dataset`` when
+    recorded, then ``overrides`` on top."""
     spec = model_spec(name)
     tuned_dir = env.tuned_dir if env is not None else None
-    params = (tuned_params(dataset, name, tuned_dir) if dataset else None) or {}
+    params = inherited_params(dataset, name, tuned_dir) if dataset else {}
+    params.update((tuned_params(dataset, name, tuned_dir) if dataset else None) or {})
     params.update(overrides)
     extra = {"env": env} if spec.uses_env and env is not None else {}
     try:

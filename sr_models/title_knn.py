@@ -114,12 +114,15 @@ class TitleKNN(Recommender):
         """One unit vector per prompt (rows of the same space as the catalogue matrix)."""
         return session_vectors(self.vectors, prompts, self.config.mode, self.config.decay, self.config.lag)
 
-    def score(self, prompts: Sequence[Sequence[int]]) -> np.ndarray:
-        """Cosine to each prompt's vector plus the prior; a prompt too short for ``lag`` scores nothing."""
+    def score(self, prompts: Sequence[Sequence[int]], *, every_item: bool = False) -> np.ndarray:
+        """Cosine (+ prior) of every catalogue item; ``every_item`` lifts ``candidates='train'`` (the graph
+        does so for a session none of whose items was seen in training, which only titles can answer); a
+        prompt too short for ``lag`` scores nothing."""
         self._check_fitted()
         scores = (self.session_vectors(prompts) @ self.vectors.T).astype(np.float64)
         scores += self.prior
-        scores += self.mask
+        if not every_item:
+            scores += self.mask
         if self.config.mode == "last" and self.config.lag:
             short = np.fromiter((len(p) <= self.config.lag for p in prompts), dtype=bool, count=len(prompts))
             scores[short] = NEVER
@@ -139,11 +142,12 @@ class TitleKNN(Recommender):
         them (with ``mode='last'``: the last item), i.e. "similar to"."""
         prompt_arr = np.asarray(prompt, dtype=np.int64)
         weights = position_weights(prompt_arr.size, self.config.mode, self.config.decay, self.config.lag)
+        if not len(items):
+            return []
         similarity = (self.vectors[np.asarray(items, dtype=np.int64)] @ self.vectors[prompt_arr].T) * weights[None, :]
-        found: list[Evidence | None] = []
-        for row in similarity:
-            column = int(np.argmax(row))
-            found.append(
-                Evidence(int(prompt_arr[column]), "similar-title", float(row[column])) if row[column] > 0 else None
-            )
-        return found
+        columns = np.argmax(similarity, axis=1)  # per item, the first session item of the largest similarity
+        values = similarity[np.arange(similarity.shape[0]), columns]
+        return [
+            Evidence(int(prompt_arr[column]), "similar-title", value) if value > 0 else None
+            for column, value in zip(columns.tolist(), values.tolist(), strict=True)
+        ]

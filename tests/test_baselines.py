@@ -108,7 +108,7 @@ def test_baselines_beat_popularity_on_real_validation_cases(beauty_protocol, nam
 
 def test_the_default_pipelines_models_have_a_recorded_tuning_on_beauty():
     # torch models also have grids, but a search over them costs hours of CPU; they train with defaults
-    for name in ("sknn", "vsknn", "sr", "title-knn"):
+    for name in ("sknn", "vsknn", "sr", "title-knn", "vsknn-sem"):
         assert MODELS[name].grid and tuned_params("amazon-beauty", name) is not None, name
         record = json.loads((SHIPPED_TUNED_DIR / "amazon-beauty" / f"{name}.json").read_text())
         assert record["selected_on"].startswith("validation fold")

@@ -134,6 +134,33 @@ def test_ray_executor_matches_the_local_one(tmp_path, beauty_protocol, settings)
     assert all(by_ray[c].recommendations == by_local[c].recommendations for c in by_local)
 
 
+@pytest.mark.slow
+def test_process_executor_replays_the_graph_as_this_process_does(tmp_path, slice_prepared, slice_settings):
+    """Two spawned workers, each building the graph pipeline from its spec, give the same cases.jsonl
+    lists and metrics as the replay in this process; a long graph replay picks the processes."""
+    from evals.executors import ProcessExecutor, replay_executor
+    from evals.graph_pipelines import GraphPipeline
+
+    dataset = slice_settings.dataset
+    pipeline = GraphPipeline("fused", slice_settings, dataset=dataset)
+    spec = PipelineSpec("fused", dataset, "test")
+    workers = ProcessExecutor(slice_settings, workers=2, batch_size=20)
+    remote = evaluate(
+        pipeline, slice_prepared, tmp_path / "pool", limit=60, progress=False, executor=workers, spec=spec
+    )
+    local = evaluate(
+        pipeline, slice_prepared, tmp_path / "local", limit=60, progress=False, executor=LocalExecutor(20), spec=spec
+    )
+    assert remote.metrics["metrics"] == local.metrics["metrics"]
+    by_pool, by_local = read_records(tmp_path / "pool" / CASES_FILE), read_records(tmp_path / "local" / CASES_FILE)
+    assert set(by_pool) == set(by_local) and len(by_local) == 60
+    assert all(by_pool[c].recommendations == by_local[c].recommendations for c in by_local)
+    assert isinstance(
+        replay_executor(pipeline, slice_settings.model_copy(update={"replay_workers": 2}), 4469), ProcessExecutor
+    )
+    assert isinstance(replay_executor(pipeline, slice_settings, 60), LocalExecutor)  # too few cases to pay a start
+
+
 def test_the_shipped_example_experiment_names_real_pipelines():
     from evals.pipelines import pipeline_names
 

@@ -13,6 +13,7 @@ import json
 import shutil
 import socket
 
+import numpy as np
 import pytest
 
 from evals.prepare import prepare_profile
@@ -136,6 +137,16 @@ def test_cold_items_go_the_semantic_path(semsr, prepared):
     assert len(result.recommendations) == 5
     assert all(set(r["contributions"]) == {"title-knn"} for r in result.recommendations), result.model_dump()
     assert all(r["reasons"][0]["kind"] == "similar-title" for r in result.recommendations)
+    # titles alone answer, over every item: the tuned candidates="train" alone would hide the cold ones
+    title = serving.models["title-knn"]
+    assert title.config.candidates == "train"
+    n = serving.spec.source("title-knn").candidates
+    wide = semsr.recommend([item], k=n)
+    answered = {serving.catalog.index_of(r["item_id"]) for r in wide.recommendations}
+    scores = title.score([[cold[0]]], every_item=True)[0]
+    scores[cold[0]] = -np.inf
+    assert answered == set(np.argsort(-scores, kind="stable")[:n].tolist())
+    assert any(serving.is_cold(i) for i in answered)
 
 
 def test_another_profile_is_served_by_name_with_its_own_fusion(semsr, prepared):
@@ -289,9 +300,45 @@ def test_trace_records_every_node_with_latency(semsr, prepared, tmp_path):
     items = _ids(prepared, prepared.test.cases[9].prompt)
     semsr.recommend(items, k=3, callbacks=[JsonlTracer(tmp_path / "trace.jsonl")])
     records = read_trace(tmp_path / "trace.jsonl")
-    nodes = {r["node"] for r in records if r["type"] == "node"}
-    assert {"validate", "session_models", "session_semantics", "fuse", "explain"} <= nodes
+    nodes = [r["node"] for r in records if r["type"] == "node"]
+    assert {"validate", "session_models", "session_semantics", "fuse", "explain"} <= set(nodes)
+    assert sorted(nodes) == sorted(set(nodes))  # one record per node, not a nested second run of the same name
     assert all(r["seconds"] >= 0 for r in records if r["type"] == "node")
+
+
+def test_sync_runs_start_no_thread_per_request_and_branches_still_run_in_the_branch_pool(
+    settings, prepared, monkeypatch
+):
+    """LangGraph's sync runner would open a pool and start ~2 threads per request; SemSR hands it its
+    persistent branch pool instead: same answer as a plain invoke, no thread started, branches off-thread."""
+    import threading
+
+    from graphs.nodes import GraphNodes
+
+    seen: dict[str, str] = {}
+    for name in ("session_models", "session_semantics"):
+        original = getattr(GraphNodes, name)
+
+        def spy(self, state, runtime, _original=original, _name=name):
+            seen[_name] = threading.current_thread().name
+            return _original(self, state, runtime)
+
+        monkeypatch.setattr(GraphNodes, name, spy)
+    fresh = SemSR(settings)  # its graph binds the spied nodes
+    items = _ids(prepared, prepared.test.cases[11].prompt)
+    fresh.recommend(items, k=5)  # warm: loads the profile, compiles the graph, starts the pool's threads
+    started = []
+    real_start = threading.Thread.start
+    monkeypatch.setattr(threading.Thread, "start", lambda self: (started.append(self.name), real_start(self))[1])
+    answers = [fresh.recommend(items, k=5) for _ in range(10)]
+    # the pool grows to at most one thread per branch, once; LangGraph's own would start ~2 per request
+    assert len(started) <= 5 and all(name.startswith("semsr-branch") for name in started), started
+    assert len(seen) == 2 and all(name.startswith("semsr-branch") for name in seen.values()), seen
+    before = len(started)
+    plain = fresh.graph(persistent=False).invoke({"items": items, "k": 5})  # LangGraph's own per-run pool
+    assert len(started) > before  # which starts threads
+    assert [r["item_id"] for r in answers[0].recommendations] == [r["item_id"] for r in plain["recommendations"]]
+    assert answers[0].recommendations == answers[2].recommendations
 
 
 def test_bad_input_is_named_and_unknown_ids_are_reported(semsr, prepared):

@@ -66,6 +66,9 @@ class BERT4RecEncoder(SessionEncoder):
     def logits(self, hidden: torch.Tensor) -> torch.Tensor:
         return hidden @ self.item_table().T + self.bias
 
+    def candidate_scores(self, hidden: torch.Tensor, items: torch.Tensor, *, sparse: bool = False) -> torch.Tensor:
+        return hidden @ self.item.weight[items + 1].T + self.bias[items]
+
     def final(self, inputs: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         # keep the last max_len - 1 items, then a mask token in the slot after them
         batch, width = inputs.shape

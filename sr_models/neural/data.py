@@ -203,10 +203,11 @@ def make_batch(
     return Batch(torch.from_numpy(padded), torch.from_numpy(lengths), torch.from_numpy(target_arr))
 
 
-def iterate_batches(
-    examples: Examples, batch_size: int, max_len: int, *, shuffle: bool, rng: np.random.Generator | None = None
-) -> Iterator[Batch]:
-    """Length-bucketed batches: examples sorted by length (with random tie order), batches shuffled."""
+def batch_chunks(
+    examples: Examples, batch_size: int, *, shuffle: bool, rng: np.random.Generator | None = None
+) -> list[np.ndarray]:
+    """Example indices of length-bucketed batches: examples sorted by length (random tie order), batches
+    shuffled. The same ``rng`` state gives the same chunks on every process of a distributed run."""
     n = len(examples)
     lengths = np.fromiter((len(s) for s in examples.inputs), dtype=np.int64, count=n)
     if shuffle:
@@ -217,7 +218,27 @@ def iterate_batches(
     chunks = [order[i : i + batch_size] for i in range(0, n, batch_size)]
     if shuffle:
         rng.shuffle(chunks)  # type: ignore[union-attr,arg-type]
-    for chunk in chunks:
-        inputs = [examples.inputs[i] for i in chunk]
-        targets = [examples.targets[i] for i in chunk]
-        yield make_batch(inputs, targets, max_len, examples.per_position)
+    return chunks
+
+
+def shard_chunks(chunks: list[np.ndarray], rank: int, world: int) -> list[np.ndarray]:
+    """Rank ``rank``'s disjoint share of every batch (rows ``rank::world``), so ``world`` processes together
+    take the same steps over the same global batches as one process; batches with fewer rows than
+    processes are skipped by all of them (every rank must take the same number of steps)."""
+    if world == 1:
+        return chunks
+    return [chunk[rank::world] for chunk in chunks if len(chunk) >= world]
+
+
+def chunk_batch(examples: Examples, chunk: np.ndarray, max_len: int) -> Batch:
+    return make_batch(
+        [examples.inputs[i] for i in chunk], [examples.targets[i] for i in chunk], max_len, examples.per_position
+    )
+
+
+def iterate_batches(
+    examples: Examples, batch_size: int, max_len: int, *, shuffle: bool, rng: np.random.Generator | None = None
+) -> Iterator[Batch]:
+    """Length-bucketed batches (:func:`batch_chunks`)."""
+    for chunk in batch_chunks(examples, batch_size, shuffle=shuffle, rng=rng):
+        yield chunk_batch(examples, chunk, max_len)

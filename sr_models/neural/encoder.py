@@ -9,6 +9,9 @@ table it is scored against:
 * ``forward`` returns (B, d) in prefix mode and (B, L, d) otherwise;
 * ``final`` returns (B, d): the representation that scores the item after the whole input (inference);
 * ``logits`` turns representations into scores over the full catalogue (dot product or scaled cosine);
+* ``candidate_scores`` gives the same scores for a subset of items only (equal to ``logits(h)[:, items]``),
+  what sampled softmax trains with (:mod:`sr_models.neural.losses`); an encoder that overrides ``logits``
+  overrides it too, and one that does not cannot train with sampled negatives (one clear error);
 * ``prepare_training`` is the hook for what an architecture learns from the sessions outside gradient
   descent (MSGAT's global item graph), so the fit loop never special-cases a model type.
 """
@@ -54,6 +57,17 @@ class SessionEncoder(nn.Module):
     def logits(self, hidden: torch.Tensor) -> torch.Tensor:
         return hidden @ self.item_table().T
 
+    def candidate_scores(self, hidden: torch.Tensor, items: torch.Tensor, *, sparse: bool = False) -> torch.Tensor:
+        """(n, d) representations against candidate item indices (c,): the (n, c) scores ``logits`` gives
+        those items, computed without scoring the whole catalogue. ``sparse`` asks for sparse item-table
+        gradients where the encoder supports them (GRU4Rec's official training)."""
+        if type(self).logits is not SessionEncoder.logits:
+            raise NotImplementedError(
+                f"{type(self).__name__} scores items with its own logits and defines no candidate_scores: "
+                "it cannot train with sampled negatives (use loss='ce')"
+            )
+        return hidden @ self.item_table()[items].T
+
     def final(self, inputs: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         hidden = self(inputs, lengths)
         return gather_last(hidden, lengths) if self.example_mode == "sequence" else hidden
@@ -66,3 +80,10 @@ class SessionEncoder(nn.Module):
     def prepare(self, batch: Batch, generator: torch.Generator) -> Batch:
         """Turn a training batch into model inputs (BERT4Rec masks items here); identity by default."""
         return batch
+
+
+def scores_candidates(encoder: SessionEncoder) -> bool:
+    """Whether ``encoder`` can score a subset of the catalogue (:meth:`SessionEncoder.candidate_scores`),
+    what sampled softmax needs: its own ``candidate_scores``, or the base class's scoring throughout."""
+    kind = type(encoder)
+    return kind.candidate_scores is not SessionEncoder.candidate_scores or kind.logits is SessionEncoder.logits

@@ -15,13 +15,17 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from contextlib import nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+import numpy as np
 
 from sessiondata.protocol import ProtocolConfig, build_protocol
 from sessiondata.schema import Dataset
 from sr_models.base import TrainData
-from sr_models.neural.artifacts import ArtifactStore, is_complete, save_artifact, training_lock
+from sr_models.neural import distributed
+from sr_models.neural.artifacts import ArtifactStore, is_complete, read_artifact, save_artifact, training_lock
 from sr_models.neural.semsr_text import title_vectors
 from sr_models.neural.trainer import train
 
@@ -32,17 +36,23 @@ log = logging.getLogger("sr_models.neural")
 
 
 def fit_cached(model: NeuralRecommender, data: TrainData) -> NeuralRecommender:
-    """Fit ``model`` on ``data`` (see the module docstring), reusing a complete cached artefact."""
+    """Fit ``model`` on ``data`` (see the module docstring), reusing a complete cached artefact.
+
+    Under ``torchrun`` every process calls this alike; rank 0 holds the lock, decides whether to reuse
+    and writes, the others follow its decisions (:mod:`sr_models.neural.distributed`)."""
     model.setup()
+    model.fit_catalogue(data.n_items)
     store = model.store()
     if store is None:
         return _train(model, data, None, None)
     directory = store.model_dir(data.dataset, model.name, model.params(), data.digest or sessions_digest(data))
-    with training_lock(directory):
-        if model.cache and is_complete(directory):
+    main = distributed.world().main
+    with training_lock(directory) if main else nullcontext():
+        if distributed.agree(model.cache and is_complete(directory)):
             log.info("%s: reusing trained artefact %s", model.name, directory)
-            model.load_weights(directory)
-            if data.valid_cases and store.read_epochs(data.dataset, model.name, model.epoch_params()) is None:
+            model.load_state(*distributed.agree(read_artifact(directory) if main else None), directory)
+            epochs = store.read_epochs(data.dataset, model.name, model.epoch_params()) if main else 0
+            if data.valid_cases and epochs is None:
                 # a validation-fold artefact from before the record existed (or whose record was deleted)
                 record = {"best_epoch": model.best_epoch, "seed": model.hyper["seed"], "history": model.history}
                 store.write_epochs(data.dataset, model.name, model.epoch_params(), record)
@@ -53,36 +63,52 @@ def fit_cached(model: NeuralRecommender, data: TrainData) -> NeuralRecommender:
 def _train(
     model: NeuralRecommender, data: TrainData, store: ArtifactStore | None, directory: Path | None
 ) -> NeuralRecommender:
-    hyper = model.hyper
+    hyper, world = model.hyper, distributed.world()
     if data.valid_cases:
         epochs, valid_cases = hyper["max_epochs"], data.valid_cases
     else:
         epochs, valid_cases = _epochs_for_test_fit(model, data, store), ()
-    vectors = title_vectors(data.catalog, hyper["semantic_source"], model.env) if hyper["semantic"] != "none" else None
+    vectors = _text_vectors(model, data)
     encoder = model.build_encoder(data.n_items, vectors)
     encoder.prepare_training(data.sessions)
     encoder.to(model.device)
     log_path = None
-    if directory is not None:
+    if directory is not None and world.main:
         directory.mkdir(parents=True, exist_ok=True)
         log_path = directory / "train_log.jsonl"
         log_path.unlink(missing_ok=True)
     result = train(encoder, model.examples(data), model.train_config(epochs, log_path), valid_cases)
-    model.encoder, model.n_items = encoder, data.n_items
+    model.encoder, model.n_items, model.world = encoder, data.n_items, world.size
     model.history, model.best_epoch = result.history, result.best_epoch
-    if valid_cases and store is not None:
-        record = {"best_epoch": result.best_epoch, "seed": hyper["seed"], "history": result.history}
-        store.write_epochs(data.dataset, model.name, model.epoch_params(), record)
-    if store is not None and directory is not None:
-        config = model.artifact_config(data, result.seconds)
-        model.artifact_path = save_artifact(directory, encoder.state_dict(), config)
+    if store is not None and directory is not None and world.main:  # only rank 0 writes
+        if valid_cases:
+            record = {"best_epoch": result.best_epoch, "seed": hyper["seed"], "history": result.history}
+            store.write_epochs(data.dataset, model.name, model.epoch_params(), record)
+        model.artifact_path = save_artifact(
+            directory, encoder.state_dict(), model.artifact_config(data, result.seconds)
+        )
+    elif directory is not None:
+        model.artifact_path = directory  # where rank 0 writes it
+    distributed.barrier()  # what rank 0 wrote is there before any process goes on
     return model
+
+
+def _text_vectors(model: NeuralRecommender, data: TrainData) -> np.ndarray | None:
+    """The SemSR title vectors; in a distributed run rank 0 embeds (and caches) them first."""
+    if model.hyper["semantic"] == "none":
+        return None
+    main = distributed.world().main
+    vectors = title_vectors(data.catalog, model.hyper["semantic_source"], model.env) if main else None
+    distributed.barrier()
+    return vectors if main else title_vectors(data.catalog, model.hyper["semantic_source"], model.env)
 
 
 def _epochs_for_test_fit(model: NeuralRecommender, data: TrainData, store: ArtifactStore | None) -> int:
     if model.hyper["epochs"]:
         return int(model.hyper["epochs"])
-    recorded = store.read_epochs(data.dataset, model.name, model.epoch_params()) if store is not None else None
+    main = distributed.world().main
+    recorded = store.read_epochs(data.dataset, model.name, model.epoch_params()) if store is not None and main else None
+    recorded = distributed.agree(recorded)
     if recorded:
         return recorded
     log.info("%s: no validated epoch count yet; fitting on a validation split first", model.name)

@@ -53,6 +53,58 @@ def sampled_softmax_loss(scores: torch.Tensor, correction: torch.Tensor | None =
     return F.cross_entropy(scores, torch.arange(scores.shape[0], device=scores.device), reduction="sum")
 
 
+class SampledSoftmax:
+    """The sampled softmax both training schemes share (the official GRU4Rec's, usable by every encoder
+    through :meth:`~sr_models.neural.encoder.SessionEncoder.candidate_scores`): each row's target against
+    the other rows' targets and ``n_negatives`` items drawn once per step from ``counts``^``alpha``, the
+    scores logQ-corrected by ``logq`` x (log count of the in-batch targets, ``alpha`` x log count of the
+    drawn items). Evaluation never uses it: models are always scored over the full catalogue."""
+
+    def __init__(
+        self,
+        counts: np.ndarray,
+        *,
+        alpha: float,
+        n_negatives: int,
+        logq: float,
+        generator: torch.Generator,
+        rows: int = 1024,
+    ) -> None:
+        self.sampler = PopularitySampler(counts, alpha, generator)
+        self.log_count = torch.from_numpy(np.log(np.maximum(counts, 1)).astype(np.float32))
+        self.alpha, self.n_negatives, self.logq = alpha, n_negatives, logq
+        # a padded batch of a sequence model has a target per position (256 x 50 rows): the other rows'
+        # targets are negatives within blocks of ``rows`` rows, so the scores stay rows x (rows + S), not n^2
+        self.rows = rows
+
+    def candidates(self, items: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(the step's candidates: its targets then the drawn items, the drawn items)."""
+        extra = self.sampler.draw(self.n_negatives).to(items.device)
+        return torch.cat([items, extra]), extra
+
+    def __call__(
+        self,
+        encoder: torch.nn.Module,
+        hidden: torch.Tensor,
+        items: torch.Tensor,
+        *,
+        sparse: bool = False,
+        reduction: str = "mean",
+    ) -> torch.Tensor:
+        extra = self.sampler.draw(self.n_negatives).to(items.device)  # shared by the blocks of rows
+        log_count = self.log_count.to(hidden.device)
+        loss = hidden.new_zeros(())
+        for start in range(0, len(items), self.rows):
+            block = items[start : start + self.rows]
+            candidates = torch.cat([block, extra])
+            scores = encoder.candidate_scores(hidden[start : start + self.rows], candidates, sparse=sparse)  # type: ignore[operator]
+            correction = None
+            if self.logq:
+                correction = self.logq * torch.cat([log_count[block], self.alpha * log_count[extra]])
+            loss = loss + sampled_softmax_loss(scores, correction)
+        return loss / max(len(items), 1) if reduction == "mean" else loss
+
+
 def bpr_max_loss(scores: torch.Tensor, bpreg: float) -> torch.Tensor:
     """BPR-max of (n, n + S) scores whose column ``i`` is row ``i``'s target (needs n + S >= 2)."""
     n = scores.shape[0]
@@ -93,6 +145,12 @@ class PopularitySampler:
             self._pool = torch.cat([self._pool, fresh])
         sample, self._pool = self._pool[:n], self._pool[n:]
         return sample
+
+
+def target_counts(targets: list, n_items: int) -> np.ndarray:
+    """Training count per item index of padded-batch examples' targets (one token or a list of tokens each)."""
+    flat = [t for target in targets for t in (target if isinstance(target, list) else [target])]
+    return np.bincount(np.asarray(flat, dtype=np.int64) - 1, minlength=n_items)[:n_items]
 
 
 def event_counts(examples_inputs: list[list[int]], examples_targets: list[list[int]], n_items: int) -> np.ndarray:

@@ -141,3 +141,6 @@ class MSGATEncoder(SessionEncoder):
 
     def logits(self, hidden: torch.Tensor) -> torch.Tensor:
         return self.scale * F.normalize(hidden, dim=-1) @ self.item_table().T
+
+    def candidate_scores(self, hidden: torch.Tensor, items: torch.Tensor, *, sparse: bool = False) -> torch.Tensor:
+        return self.scale * F.normalize(hidden, dim=-1) @ F.normalize(self.item.weight[items + 1], dim=-1).T

@@ -64,6 +64,8 @@ class NeuralRecommender(Recommender):
         self.best_epoch = 0
         self.artifact_path: Path | None = None
         self.device = torch.device("cpu")
+        self.loss_rule: dict[str, int] | None = None  # set when the catalogue size chose sampled softmax
+        self.world = 1  # processes it was trained on (torchrun)
 
     # ------------------------------------------------------------------ construction
     def params(self) -> dict[str, Any]:
@@ -83,6 +85,16 @@ class NeuralRecommender(Recommender):
 
     def _init_args(self) -> dict[str, Any]:
         return constructor_args(self.hyper, self.architecture)
+
+    def fit_catalogue(self, n_items: int) -> None:
+        """Sampled softmax instead of full-catalogue cross-entropy for a catalogue of more than
+        ``env.neural.sampled_above_items`` items (:mod:`sr_models.neural.config`), written into the
+        hyper-parameter record (so into the artefact's key and config); evaluation still ranks every item."""
+        rule = self.env.neural
+        if self.hyper["loss"] != "ce" or not rule.sampled_above_items or n_items <= rule.sampled_above_items:
+            return
+        self.hyper.update(loss="sampled", n_negatives=rule.sampled_negatives, sample_alpha=float(rule.sampled_alpha))
+        self.loss_rule = {"sampled_above_items": rule.sampled_above_items, "n_items": n_items}
 
     def store(self) -> ArtifactStore | None:
         return ArtifactStore(self.env.artifact_dir) if self.env.artifact_dir is not None else None
@@ -163,6 +175,10 @@ class NeuralRecommender(Recommender):
         if data is not None:
             config.update(dataset=data.dataset, fold=data.fold, digest=data.digest)
         config.update(best_epoch=self.best_epoch, history=self.history)
+        if self.loss_rule is not None:
+            config["loss_rule"] = self.loss_rule
+        if self.world > 1:
+            config["world"] = self.world
         if seconds is not None:
             config["train_seconds"] = round(seconds, 2)
         return config
@@ -192,7 +208,10 @@ class NeuralRecommender(Recommender):
         return found
 
     def load_weights(self, directory: Path) -> None:
-        state, config = read_artifact(directory)
+        self.load_state(*read_artifact(directory), directory)
+
+    def load_state(self, state: dict[str, torch.Tensor], config: dict[str, Any], directory: Path) -> None:
+        """Weights and config as :func:`~sr_models.neural.artifacts.read_artifact` returns them."""
         encoder = self.build_encoder(int(config["n_items"]), None)
         try:
             encoder.load_state_dict(state)

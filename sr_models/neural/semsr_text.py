@@ -166,6 +166,14 @@ class FusedEncoder(SessionEncoder):
         scores = self.scale * hidden @ self._scoring_table().T
         return scores if extra is None else scores + extra
 
+    def candidate_scores(self, hidden: torch.Tensor, items: torch.Tensor, *, sparse: bool = False) -> torch.Tensor:
+        fused, text = (hidden, None) if self.residual is None else (hidden[..., : self.dim], hidden[..., self.dim :])
+        rows = torch.cat([self.base.item_table()[items], self.project(self.text[items + 1])], dim=-1)
+        scores = self.scale * fused @ F.normalize(self.item_head(rows), dim=-1).T
+        if text is None:
+            return scores
+        return scores + self.residual * self.scale * (text @ self.text[items + 1].T)
+
     def _scoring_table(self) -> torch.Tensor:
         """:meth:`item_table`, computed once at inference (it is fixed then) and afresh while training."""
         if self.training or torch.is_grad_enabled():
@@ -220,3 +228,8 @@ class LateFusedEncoder(FusedEncoder):
     def logits(self, hidden: torch.Tensor) -> torch.Tensor:
         own, semantic = hidden[..., : self.base.dim], hidden[..., self.base.dim :]
         return self.base.logits(own) + self.weight * self.scale * semantic @ self._scoring_table().T
+
+    def candidate_scores(self, hidden: torch.Tensor, items: torch.Tensor, *, sparse: bool = False) -> torch.Tensor:
+        own, semantic = hidden[..., : self.base.dim], hidden[..., self.base.dim :]
+        table = F.normalize(self.project(self.text[items + 1]), dim=-1)
+        return self.base.candidate_scores(own, items, sparse=sparse) + self.weight * self.scale * semantic @ table.T

@@ -5,36 +5,70 @@ to step and reset where a new session starts; plus the gradient step both traini
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, replace
+from itertools import islice
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from sr_models.neural import distributed
 from sr_models.neural.data import Examples, session_parallel_steps
 from sr_models.neural.encoder import SessionEncoder
-from sr_models.neural.losses import (
-    PopularitySampler,
-    bpr_max_loss,
-    event_counts,
-    final_activation,
-    sampled_softmax_loss,
-)
+from sr_models.neural.losses import SampledSoftmax, bpr_max_loss, event_counts, final_activation
 
 if TYPE_CHECKING:
     from sr_models.neural.trainer import TrainConfig
 
 
-def sparse_updates(config: TrainConfig) -> bool:
-    """Whether item tables get sparse gradients: session-parallel steps over sampled candidates with
-    Adagrad and no clipping (the official setting; clipping and Adam need dense gradients)."""
+def sparse_rows(config: TrainConfig) -> bool:
+    """Whether item tables follow the sparse update rule: session-parallel steps over sampled candidates
+    with Adagrad and no clipping (the official setting; clipping and Adam need dense gradients)."""
     return (
         config.training == "session-parallel"
         and config.optimizer == "adagrad"
         and config.loss != "ce"
         and not config.clip_norm
     )
+
+
+def sparse_updates(config: TrainConfig) -> bool:
+    """Whether item tables get sparse gradients: :func:`sparse_rows` on one process. A distributed run
+    all-reduces dense gradients and keeps the sparse rule in the optimiser (``AdagradM``'s ``row_sparse``)."""
+    return sparse_rows(config) and not distributed.world().active
+
+
+@dataclass(frozen=True)
+class Shard:
+    """This process's session-parallel share: its sessions (every ``world``-th, in time order), their
+    indices in the full examples, its config (``batch_size`` = its slots) and the steps every process
+    takes (``None``: all of them, on one process)."""
+
+    examples: Examples
+    sessions: np.ndarray
+    config: TrainConfig
+    steps: int | None
+
+
+def min_slots(config: TrainConfig) -> int:
+    # with no extra negatives a single slot has nothing to rank against (the official code stops there too)
+    return 1 if config.loss == "ce" or config.n_negatives > 0 else 2
+
+
+def session_parallel_shard(examples: Examples, config: TrainConfig) -> Shard:
+    """The whole run on one process; on ``world`` processes, each takes a disjoint share of the sessions
+    with ``batch_size // world`` slots (the same sessions in flight in all), and all take as many steps as
+    the shortest share has (DDP needs every process to step alike)."""
+    world = distributed.world()
+    if not world.active:
+        return Shard(examples, np.arange(len(examples)), config, None)
+    index = np.arange(world.rank, len(examples), world.size)
+    mine = Examples([examples.inputs[i] for i in index], [examples.targets[i] for i in index], per_position=True)
+    local = replace(config, batch_size=max(1, config.batch_size // world.size))
+    count = sum(1 for _ in session_parallel_steps(mine, local.batch_size, min_slots=min_slots(local)))
+    return Shard(mine, index, local, distributed.smallest(count))
 
 
 class SessionParallelLoss:
@@ -45,29 +79,34 @@ class SessionParallelLoss:
         self.sparse = sparse_updates(config)
         self.activation = final_activation(config.final_act)
         counts = event_counts(examples.inputs, examples.targets, encoder.n_items)  # type: ignore[arg-type]
-        self.sampler = PopularitySampler(counts, config.sample_alpha, generator) if config.loss != "ce" else None
-        self.log_count = torch.from_numpy(np.log(np.maximum(counts, 1)).astype(np.float32))
+        self.sampled = None
+        if config.loss != "ce":
+            self.sampled = SampledSoftmax(
+                counts, alpha=config.sample_alpha, n_negatives=config.n_negatives, logq=config.logq, generator=generator
+            )
 
     def __call__(self, encoder: SessionEncoder, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         config, items = self.config, targets - 1
         if config.loss == "ce":
             loss = F.cross_entropy(encoder.logits(hidden), items, reduction="sum")
             return loss / config.batch_size
-        assert self.sampler is not None
-        extra = self.sampler.draw(config.n_negatives).to(hidden.device)
-        candidates = torch.cat([items, extra])
-        scores = encoder.candidate_scores(hidden, candidates, sparse=self.sparse)  # type: ignore[operator]
+        assert self.sampled is not None
         if config.loss == "sampled":
-            correction = None
-            if config.logq:
-                log_count = self.log_count.to(hidden.device)
-                correction = config.logq * torch.cat([log_count[items], config.sample_alpha * log_count[extra]])
-            loss = sampled_softmax_loss(scores, correction)
+            loss = self.sampled(encoder, hidden, items, sparse=self.sparse, reduction="sum")
         elif config.loss == "bpr-max":
+            candidates, _ = self.sampled.candidates(items)
+            scores = encoder.candidate_scores(hidden, candidates, sparse=self.sparse)
             loss = bpr_max_loss(self.activation(scores), config.bpreg)
         else:
             raise ValueError(f"unknown loss {config.loss!r} for session-parallel training")
         return loss / config.batch_size
+
+    def step(
+        self, encoder: SessionEncoder, inputs: torch.Tensor, state: list[torch.Tensor], targets: torch.Tensor
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """One step's forward: the loss of ``inputs``' next events ``targets`` and the new hidden state."""
+        hidden, state = encoder.step(inputs, state, sparse=self.sparse)  # type: ignore[operator]
+        return self(encoder, hidden, targets), state
 
 
 def optimiser_step(
@@ -91,19 +130,21 @@ def optimiser_step(
 
 
 def session_parallel_epoch(
+    forward: Any,
     encoder: SessionEncoder,
-    examples: Examples,
-    config: TrainConfig,
+    shard: Shard,
     optimiser: torch.optim.Optimizer,
     step_loss: SessionParallelLoss,
     device: torch.device,
     desc: str,
 ) -> tuple[float, int]:
-    """One pass of session-parallel steps: (sum of step losses, number of steps)."""
-    # with no extra negatives a single slot has nothing to rank against (the official code stops there too)
-    min_slots = 1 if config.loss == "ce" or config.n_negatives > 0 else 2
-    steps = session_parallel_steps(examples, config.batch_size, min_slots=min_slots)
-    bar = tqdm(steps, desc=desc, disable=not config.progress, leave=False)
+    """One pass of session-parallel steps over ``shard``: (sum of step losses, number of steps).
+    ``forward`` is :meth:`SessionParallelLoss.step` (DDP-wrapped in a distributed run)."""
+    config = shard.config
+    steps = session_parallel_steps(shard.examples, config.batch_size, min_slots=min_slots(config))
+    if shard.steps is not None:
+        steps = islice(steps, shard.steps)
+    bar = tqdm(steps, desc=desc, disable=not (config.progress and distributed.world().main), leave=False)
     state: list[torch.Tensor] = []
     total, n_steps = 0.0, 0
     for step in bar:
@@ -114,8 +155,8 @@ def session_parallel_epoch(
             keep = step.keep.to(device)
             state = [h[keep] for h in state]
         state = [h.detach().masked_fill(reset.unsqueeze(1), 0.0) for h in state]  # no BPTT; new sessions at 0
-        hidden, state = encoder.step(inputs, state, sparse=step_loss.sparse)  # type: ignore[operator]
-        value = optimiser_step(encoder, step_loss(encoder, hidden, targets), config, optimiser, desc, n_steps)
+        loss, state = forward(inputs, state, targets)
+        value = optimiser_step(encoder, loss, config, optimiser, desc, n_steps)
         total += value
         n_steps += 1
         if n_steps % 50 == 0:

@@ -134,3 +134,9 @@ class SRGNNEncoder(SessionEncoder):
         if self.niser:
             return self.scale * F.normalize(hidden, dim=-1) @ self.item_table().T
         return hidden @ self.item_table().T
+
+    def candidate_scores(self, hidden: torch.Tensor, items: torch.Tensor, *, sparse: bool = False) -> torch.Tensor:
+        table = self.item.weight[items + 1]
+        if self.niser:
+            return self.scale * F.normalize(hidden, dim=-1) @ F.normalize(table, dim=-1).T
+        return hidden @ table.T

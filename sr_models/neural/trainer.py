@@ -7,13 +7,17 @@ architecture), or GRU4Rec's official session-parallel steps (``training="session
 with ``steps``: :mod:`sr_models.neural.gru4rec`), where each step updates the weights, the hidden state is
 carried from step to step (detached) and reset where a new session starts, and the loss runs over the
 step's shared negatives (:mod:`sr_models.neural.losses`). Adam or GRU4Rec's Adagrad with momentum
-(:class:`sr_models.neural.optim.AdagradM`)."""
+(:class:`sr_models.neural.optim.AdagradM`). Sampled softmax works with every encoder (each scores a subset
+of items as its full logits would); validation always ranks the full catalogue.
+
+Under ``torchrun`` the same loop runs data-parallel on every process (:mod:`sr_models.neural.distributed`):
+each trains on its disjoint share of every epoch, validation is gathered across them, rank 0 decides
+when to stop, and a distributed epoch's record says what each rank trained on."""
 
 from __future__ import annotations
 
 import json
 import logging
-import math
 import random
 import time
 from collections.abc import Sequence
@@ -26,18 +30,29 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from sessiondata.errors import ConfigError
 from sessiondata.protocol import EvalCase
+from sr_models.neural import distributed
 from sr_models.neural.data import (
     IGNORE,
     Batch,
     Examples,
+    batch_chunks,
     case_examples,
-    iterate_batches,
+    chunk_batch,
     make_batch,
+    shard_chunks,
 )
-from sr_models.neural.encoder import SessionEncoder
+from sr_models.neural.encoder import SessionEncoder, scores_candidates
+from sr_models.neural.losses import SampledSoftmax, target_counts
 from sr_models.neural.optim import AdagradM
-from sr_models.neural.session_parallel import SessionParallelLoss, optimiser_step, session_parallel_epoch
+from sr_models.neural.session_parallel import (
+    SessionParallelLoss,
+    optimiser_step,
+    session_parallel_epoch,
+    session_parallel_shard,
+    sparse_rows,
+)
 from sr_models.ranking import mean_metrics, target_ranks
 
 log = logging.getLogger("sr_models.neural")
@@ -96,23 +111,18 @@ def batch_loss(
     encoder: SessionEncoder,
     batch: Batch,
     config: TrainConfig,
-    log_q: torch.Tensor | None = None,
+    sampled: SampledSoftmax | None = None,
 ) -> torch.Tensor:
-    """Cross-entropy of the batch's targets (tokens) over the catalogue, or over sampled negatives."""
+    """Cross-entropy of the batch's targets (tokens) over the catalogue, or with ``sampled`` over the
+    other targets and popularity-sampled negatives, logQ-corrected (:class:`SampledSoftmax`)."""
     hidden = encoder(batch.inputs, batch.lengths)
     targets = batch.targets
     if targets.dim() == 2:  # a target per position: keep the real ones
         keep = targets != IGNORE
         hidden, targets = hidden[keep], targets[keep]
     targets = targets - 1  # tokens -> item indices
-    if config.loss == "sampled" and log_q is not None and hasattr(encoder, "output"):
-        # GRU4Rec-style: the target against popularity-sampled negatives, scores corrected by -log q
-        negatives = torch.multinomial(log_q.exp(), config.n_negatives, replacement=True)
-        candidates = torch.cat([targets, negatives])
-        table = encoder.item_table()[candidates]
-        scores = hidden @ table.T + encoder.bias[candidates]  # type: ignore[index]
-        scores = scores - log_q[candidates]
-        return F.cross_entropy(scores, torch.arange(len(targets), device=scores.device))
+    if sampled is not None:
+        return sampled(encoder, hidden, targets)
     return F.cross_entropy(encoder.logits(hidden), targets)
 
 
@@ -132,23 +142,21 @@ def score_tokens(
 
 @torch.no_grad()
 def validate(encoder: SessionEncoder, cases: Sequence[EvalCase], config: TrainConfig) -> dict[str, float]:
-    """Validation loss and HR/NDCG/MRR@k with prompt items excluded and ties counted against the model
-    (the protocol's rule, :func:`sr_models.ranking.target_ranks`)."""
-    examples = case_examples(cases, config.max_len)
+    """Validation loss and HR/NDCG/MRR@k over the full catalogue, prompt items excluded and ties counted
+    against the model (the protocol's rule, :func:`sr_models.ranking.target_ranks`). In a distributed run
+    each process scores its share of the cases and all compute the metrics of all of them."""
+    world = distributed.world()
+    mine = list(cases)[world.rank :: world.size]
+    examples = case_examples(mine, config.max_len)
     scores = score_tokens(encoder, examples.inputs, config.max_len).cpu()
-    targets = [c.target for c in cases]
-    loss = float(F.cross_entropy(scores, torch.tensor(targets)))
-    ranks = target_ranks(scores.numpy(), targets, [c.prompt for c in cases])
-    return {"valid_loss": loss, **mean_metrics(ranks, config.k)}
-
-
-def item_log_q(examples: Examples, n_items: int, alpha: float) -> torch.Tensor:
-    counts = np.ones(n_items, dtype=np.float64)
-    for targets in examples.targets:
-        for token in targets if isinstance(targets, list) else [targets]:
-            counts[token - 1] += 1
-    probs = counts**alpha
-    return torch.log(torch.from_numpy(probs / probs.sum()).float())
+    targets = [c.target for c in mine]
+    losses = F.cross_entropy(scores, torch.tensor(targets, dtype=torch.int64), reduction="none").numpy()
+    ranks = target_ranks(scores.numpy(), targets, [c.prompt for c in mine])
+    if world.active:
+        shares = distributed.gather((np.asarray(ranks), losses))
+        ranks = np.concatenate([r for r, _ in shares])
+        losses = np.concatenate([loss for _, loss in shares])
+    return {"valid_loss": float(np.mean(losses, dtype=np.float64)), **mean_metrics(ranks, config.k)}
 
 
 def make_optimiser(encoder: SessionEncoder, config: TrainConfig) -> torch.optim.Optimizer:
@@ -157,32 +165,50 @@ def make_optimiser(encoder: SessionEncoder, config: TrainConfig) -> torch.optim.
     if config.optimizer == "adagrad":
         if config.weight_decay:
             raise ValueError("the adagrad optimiser has no weight decay (the official one neither)")
-        bias = [encoder.bias] if isinstance(getattr(encoder, "bias", None), torch.nn.Parameter) else []
-        return AdagradM(encoder.parameters(), lr=config.lr, momentum=config.momentum, row_sparse=bias)
+        rows = [encoder.bias] if isinstance(getattr(encoder, "bias", None), torch.nn.Parameter) else []
+        if sparse_rows(config) and distributed.world().active:  # dense gradients, the sparse update rule
+            rows += [m.weight for m in encoder.modules() if isinstance(m, torch.nn.Embedding)]
+        return AdagradM(encoder.parameters(), lr=config.lr, momentum=config.momentum, row_sparse=rows)
     raise ValueError(f"unknown optimizer {config.optimizer!r}: use 'adam' or 'adagrad'")
 
 
 def _batches_epoch(
+    step: Any,
     encoder: SessionEncoder,
     examples: Examples,
     config: TrainConfig,
     optimiser: torch.optim.Optimizer,
-    log_q: torch.Tensor | None,
     device: torch.device,
     rng: np.random.Generator,
     generator: torch.Generator,
     desc: str,
-) -> tuple[float, int]:
-    """One pass of shuffled, length-bucketed padded batches: (sum of batch losses, number of batches)."""
-    total, n_batches = 0.0, math.ceil(len(examples) / config.batch_size)
-    batches = iterate_batches(examples, config.batch_size, config.max_len, shuffle=True, rng=rng)
-    bar = tqdm(batches, total=n_batches, desc=desc, disable=not config.progress, leave=False)
-    for n_done, batch in enumerate(bar):
-        loss = batch_loss(encoder, encoder.prepare(batch, generator).to(device), config, log_q)
-        value = optimiser_step(encoder, loss, config, optimiser, desc, n_done)
+) -> tuple[float, int, np.ndarray]:
+    """One pass of shuffled, length-bucketed padded batches (this process's rows of each in a distributed
+    run): (sum of batch losses, number of batches, the example indices trained on)."""
+    world = distributed.world()
+    chunks = shard_chunks(batch_chunks(examples, config.batch_size, shuffle=True, rng=rng), world.rank, world.size)
+    total = 0.0
+    bar = tqdm(chunks, desc=desc, disable=not (config.progress and world.main), leave=False)
+    for n_done, chunk in enumerate(bar):
+        batch = encoder.prepare(chunk_batch(examples, chunk, config.max_len), generator).to(device)
+        value = optimiser_step(encoder, step(batch), config, optimiser, desc, n_done)
         total += value
         bar.set_postfix(loss=f"{value:.3f}")
-    return total, n_batches
+    seen = np.concatenate(chunks) if chunks else np.empty(0, dtype=np.int64)
+    return total, len(chunks), seen
+
+
+def _sampled_loss(
+    encoder: SessionEncoder, examples: Examples, config: TrainConfig, generator: torch.Generator
+) -> SampledSoftmax | None:
+    if config.loss != "sampled" or config.training == "session-parallel":
+        return None
+    if not scores_candidates(encoder):
+        raise ConfigError("loss", "sampled", f"{type(encoder).__name__} cannot score sampled candidates; use 'ce'")
+    counts = target_counts(examples.targets, encoder.n_items)  # type: ignore[arg-type]
+    return SampledSoftmax(
+        counts, alpha=config.sample_alpha, n_negatives=config.n_negatives, logq=config.logq, generator=generator
+    )
 
 
 def train(
@@ -191,44 +217,57 @@ def train(
     config: TrainConfig,
     valid_cases: Sequence[EvalCase] = (),
 ) -> TrainResult:
-    """Train ``encoder`` in place; with ``valid_cases`` stop early and restore the best epoch's weights."""
-    rng = np.random.default_rng(config.seed)
-    generator = torch.Generator().manual_seed(config.seed)
+    """Train ``encoder`` in place; with ``valid_cases`` stop early and restore the best epoch's weights.
+
+    Under ``torchrun`` every process calls this with the same arguments (:mod:`sr_models.neural.distributed`)."""
+    world = distributed.world()
+    if world.rank:  # dropout, masks and negatives differ across processes; rank 0 draws what one process would
+        torch.manual_seed(config.seed + distributed.seed_offset())
+    rng = np.random.default_rng(config.seed)  # the batch order: the same on every process
+    generator = torch.Generator().manual_seed(config.seed + distributed.seed_offset())
     optimiser = make_optimiser(encoder, config)
     device = torch.device(config.device)
     parallel = config.training == "session-parallel"
     if parallel and not getattr(encoder, "steps", False):
         raise ValueError(f"{type(encoder).__name__} cannot be trained with session-parallel steps")
-    step_loss = SessionParallelLoss(encoder, examples, config, generator) if parallel else None
-    sampled = config.loss == "sampled" and not parallel
-    log_q = item_log_q(examples, encoder.n_items, config.sample_alpha).to(device) if sampled else None
+    shard = session_parallel_shard(examples, config) if parallel else None
+    if shard is not None:
+        step_loss = SessionParallelLoss(encoder, examples, shard.config, generator)
+        step = distributed.step_module(encoder, step_loss.step)
+    else:
+        sampled = _sampled_loss(encoder, examples, config, generator)
+        step = distributed.step_module(encoder, lambda enc, batch: batch_loss(enc, batch, config, sampled))
     result = TrainResult()
     best_state: dict[str, torch.Tensor] | None = None
     started = time.perf_counter()
+    log_path = config.log_path if world.main else None
     if valid_cases:  # epoch 0: the untrained model, the baseline "learning happened" is judged against
         initial = {"epoch": 0, "train_loss": None, "epoch_seconds": 0.0, **validate(encoder, valid_cases, config)}
         result.history.append(initial)
-        _log_epoch(initial, config.log_path)
+        _log_epoch(initial, log_path)
     for epoch in range(1, config.epochs + 1):
         encoder.train()
         epoch_start = time.perf_counter()
-        if step_loss is not None:
+        if shard is not None:
             total, n_batches = session_parallel_epoch(
-                encoder, examples, config, optimiser, step_loss, device, f"epoch {epoch}"
+                step, encoder, shard, optimiser, step_loss, device, f"epoch {epoch}"
             )
+            seen = shard.sessions
         else:
-            total, n_batches = _batches_epoch(
-                encoder, examples, config, optimiser, log_q, device, rng, generator, f"epoch {epoch}"
+            total, n_batches, seen = _batches_epoch(
+                step, encoder, examples, config, optimiser, device, rng, generator, f"epoch {epoch}"
             )
-        record: dict[str, float] = {
+        record: dict[str, Any] = {
             "epoch": epoch,
             "train_loss": total / max(n_batches, 1),
             "epoch_seconds": time.perf_counter() - epoch_start,
         }
+        if world.active:
+            record.update(distributed.audit(encoder, seen))
         if valid_cases:
             record.update(validate(encoder, valid_cases, config))
         result.history.append(record)
-        _log_epoch(record, config.log_path)
+        _log_epoch(record, log_path)
         if not valid_cases:
             result.best_epoch = epoch
             continue
@@ -236,7 +275,7 @@ def train(
         if metric > result.best_metric:
             result.best_metric, result.best_epoch = metric, epoch
             best_state = {key: value.detach().clone() for key, value in encoder.state_dict().items()}
-        elif epoch - result.best_epoch >= config.patience:
+        if distributed.agree(epoch - result.best_epoch >= config.patience):  # rank 0 decides for all
             break
     if best_state is not None:
         encoder.load_state_dict(best_state)
