@@ -39,7 +39,7 @@ from sessiondata.files import exclusive_lock, file_sha256
 from sessiondata.protocol import FoldName, Protocol
 from sr_models.base import train_data
 from sr_models.persist import HEADER_FILE, directory_digest, save_model
-from sr_models.popularity import item_counts
+from sr_models.popularity import item_counts, latest_sessions
 from sr_models.registry import MODELS, build_model, tuned_params
 
 FOLDS: tuple[FoldName, ...] = ("valid", "test")
@@ -98,8 +98,7 @@ def prepare_recent(settings: Settings, protocol: Protocol, dataset: str, fold: F
     path = fold_directory(settings, protocol, dataset, fold) / f"recent-{RECENT_FRACTION}.npz"
     with exclusive_lock(path):
         if not path.exists():
-            train = sorted(protocol.fold(fold).train, key=lambda s: s.end_time)
-            latest = train[len(train) - max(1, round(len(train) * RECENT_FRACTION)) :]
+            latest = latest_sessions(protocol.fold(fold).train, RECENT_FRACTION)
             popularity = item_counts(latest, len(protocol.dataset.catalog), unit="session")
             temporary = path.with_name("recent.tmp.npz")
             np.savez(temporary, popularity=popularity)

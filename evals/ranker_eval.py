@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from evals.candidate_choice import Proposed, target_positions
 from evals.fusion_fit import ValidationSet, fit_learned, fit_weighted
 from graphs.fusion import rrf_model
 from graphs.state import Candidate
@@ -65,7 +66,7 @@ def candidate_recall(
 
 def recall_by_n(
     queries: Sequence[Query],
-    per_query: Sequence[dict[str, list[Candidate]]],
+    per_query: Sequence[dict[str, Proposed]],
     sources: list[str],
     proposed: int,
     cutoffs: Sequence[int] = RECALL_AT,
@@ -75,14 +76,7 @@ def recall_by_n(
     source proposes, as gathered; candidates are listed best first)."""
     ns = [n for n in cutoffs if n < proposed] + [proposed]
     cases = [(q.target, r) for q, r in zip(queries, per_query, strict=True) if q.last]
-    # per case and source, the 1-based position of the target in its list (inf: not proposed)
-    positions = np.full((len(cases), len(sources)), np.inf)
-    for row, (target, results) in enumerate(cases):
-        for column, source in enumerate(sources):
-            for position, candidate in enumerate(results.get(source, ()), start=1):
-                if candidate["item"] == target:
-                    positions[row, column] = position
-                    break
+    positions = target_positions([t for t, _ in cases], [r for _, r in cases], sources)
     table: dict[str, dict[str, float]] = {}
     for column, source in enumerate(sources):
         table[source] = {str(n): float(np.mean(positions[:, column] <= n)) for n in ns}

@@ -31,8 +31,9 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from evals.candidate_choice import choose_candidates, truncate
 from evals.ranker_eval import RECALL_AT, baselines, candidate_recall, holdout_metrics, recall_by_n
-from graphs.candidates import known_window, model_candidates
+from graphs.candidates import as_candidates, known_window, model_top
 from graphs.profiles import ProfileSpec
 from graphs.ranker import RankerFusion
 from graphs.ranker_features import feature_names, ranker_features, session_context
@@ -97,12 +98,16 @@ def prefix_queries(protocol: Protocol) -> list[Query]:
     return queries
 
 
-def gather_candidates(
+Lists = tuple[np.ndarray, np.ndarray]  # one source's proposal as arrays: items and scores, best first
+
+
+def gather_lists(
     serving: ServingProfile, queries: list[Query], *, batch_size: int = 256, progress: bool
-) -> list[dict[str, list[Candidate]]]:
-    """Each query's candidates per source, as the graph's source nodes would propose them."""
+) -> list[dict[str, Lists]]:
+    """Each query's candidates per source, as the graph's source nodes would propose them, kept as arrays
+    (a few hundred thousand lists of up to a few hundred items: dicts per candidate would cost ~10 GB)."""
     spec = serving.spec
-    per_query: list[dict[str, list[Candidate]]] = [{} for _ in queries]
+    per_query: list[dict[str, Lists]] = [{} for _ in queries]
     sources = [s for s in spec.sources if s.kind in RANKED_KINDS]
     total = len(sources) * len(queries)
     with tqdm(total=total, desc=f"ranker: candidates of {spec.name}", unit="query", disable=not progress) as bar:
@@ -114,13 +119,24 @@ def gather_candidates(
                     known_window(q.prompt[-spec.max_session_items :], source.kind, serving.is_cold) for q in chunk
                 ]
                 rows = [i for i, w in enumerate(windows) if w]
-                found = model_candidates(
+                found = model_top(
                     model, [windows[i] for i in rows], [sorted(set(chunk[i].prompt)) for i in rows], source.candidates
                 )
-                for i, candidates in zip(rows, found, strict=True):
-                    per_query[start + i][source.name] = candidates
+                for i, (items, scores) in zip(rows, found, strict=True):
+                    per_query[start + i][source.name] = (items.astype(np.int32), scores)
                 bar.update(len(chunk))
     return per_query
+
+
+def as_candidate_lists(per_query: list[dict[str, Lists]]) -> list[dict[str, list[Candidate]]]:
+    return [{s: as_candidates(*found) for s, found in results.items()} for results in per_query]
+
+
+def gather_candidates(
+    serving: ServingProfile, queries: list[Query], *, batch_size: int = 256, progress: bool
+) -> list[dict[str, list[Candidate]]]:
+    """Each query's candidates per source, as the graph's source nodes would propose them."""
+    return as_candidate_lists(gather_lists(serving, queries, batch_size=batch_size, progress=progress))
 
 
 @dataclass
@@ -257,9 +273,17 @@ def fit_profile_ranker(
         started = time.perf_counter()
         serving = services.profile(spec.name, "valid", dataset=dataset)
         queries = subsample_queries(prefix_queries(protocol), max_queries, settings.seed)
-        per_query = gather_candidates(serving, queries, progress=progress)
-        train, stop = build_rows(serving, queries, per_query, seed=settings.seed, progress=progress)
+        lists = gather_lists(serving, queries, progress=progress)
         sources = ranked_sources(spec)
+        by_n = recall_by_n(queries, lists, sources, proposed_per_source(spec))
+        choice = None
+        if spec.candidate_grid:  # each source's N chosen on validation, then the lists cut to it
+            assert spec.candidate_budget is not None
+            choice = choose_candidates(queries, lists, sources, spec.candidate_grid, spec.candidate_budget)
+            lists = truncate(lists, choice["chosen"])
+        per_query = as_candidate_lists(lists)
+        del lists
+        train, stop = build_rows(serving, queries, per_query, seed=settings.seed, progress=progress)
         model = train_ranker(train, stop, sources, threads=settings.threads, seed=settings.seed)
         sx, _, _ = stop.stacked()
         gains = model._booster.feature_importance(importance_type="gain", iteration=model.best_iteration)
@@ -271,7 +295,8 @@ def fit_profile_ranker(
                 "valid_scope": "latest sessions by end time (early-stopping slice), last-item queries",
                 "same_candidates": baselines(queries, per_query, sources),
                 "candidate_recall": candidate_recall(queries, per_query, sources),
-                "recall_by_n": recall_by_n(queries, per_query, sources, proposed_per_source(spec)),
+                "recall_by_n": by_n,
+                **({"candidate_choice": choice} if choice else {}),
                 "queries": {"train": len(train.groups), "holdout": len(stop.groups), "all_prefixes": len(queries)},
                 "rows": train.n_rows,
                 "last_item_weight": LAST_ITEM_WEIGHT,

@@ -40,7 +40,23 @@ def recall_lines(fitted: dict[str, Any], sources: list[str]) -> list[str]:
     rows = [[f"`{name}`" if name != "union" else "**union**", *(f"{table[name][n]:.4f}" for n in ns)] for name in table]
     scope = f"{recall['scope']}, {recall['n_queries']} queries"
     intro = f"Candidate recall by N ({scope}; the union: every source's top N together):"
-    return [intro, "", *_table(rows, ["source", *(f"N={n}" for n in ns)])]
+    return [intro, "", *_table(rows, ["source", *(f"N={n}" for n in ns)]), *choice_lines(fitted)]
+
+
+def choice_lines(fitted: dict[str, Any]) -> list[str]:
+    """Each source's list length as chosen on validation (:mod:`evals.candidate_choice`), when it was."""
+    choice = fitted.get("candidate_choice")
+    if not choice:
+        return []
+    chosen, at = choice["chosen"], choice["recall_at_chosen"]
+    rows = [[f"`{s}`", str(n), f"{at[s]:.4f}"] for s, n in chosen.items()]
+    rows.append(["**union**", str(sum(chosen.values())), f"{choice['union_recall']:.4f}"])
+    grid = "/".join(str(n) for n in choice["grid"])
+    intro = (
+        f"List lengths chosen on validation ({choice['scope']}, {choice['n_queries']} queries; grid {grid}, "
+        f"budget {choice['budget']} candidates; {choice['rule']}), what serving proposes:"
+    )
+    return ["", intro, "", *_table(rows, ["source", "chosen N", "recall at N"])]
 
 
 def ablation_lines(run: Run, root: Path, fusion: dict[str, Any]) -> list[str]:

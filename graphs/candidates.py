@@ -35,15 +35,16 @@ def all_cold(window: Sequence[int], is_cold: Callable[[int], bool]) -> bool:
     return bool(window) and all(is_cold(i) for i in window)
 
 
-def model_candidates(
+def model_top(
     model: Recommender,
     windows: Sequence[Sequence[int]],
     excludes: Sequence[Sequence[int]],
     n: int,
     *,
     every_item: bool = False,
-) -> list[list[Candidate]]:
-    """Each window's top ``n`` items under ``model`` (one batched ``score`` call), ``excludes`` never listed.
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Each window's top ``n`` (items, scores) under ``model``, best first (one batched ``score`` call),
+    ``excludes`` never listed.
 
     ``every_item`` (title kNN only, for an :func:`all_cold` session) ranks the whole catalogue, items never
     seen in training included, whatever the tuned ``candidates`` restriction. Windows must be non-empty (the
@@ -57,4 +58,16 @@ def model_candidates(
         scores = model.score(prompts, every_item=True)
     else:
         raise TypeError(f"every_item is for the title kNN, not {type(model).__name__}")
-    return [as_candidates(*top_k(row, n, exclude=exclude)) for row, exclude in zip(scores, excludes, strict=True)]
+    return [top_k(row, n, exclude=exclude) for row, exclude in zip(scores, excludes, strict=True)]
+
+
+def model_candidates(
+    model: Recommender,
+    windows: Sequence[Sequence[int]],
+    excludes: Sequence[Sequence[int]],
+    n: int,
+    *,
+    every_item: bool = False,
+) -> list[list[Candidate]]:
+    """:func:`model_top` as the graph's candidate lists."""
+    return [as_candidates(*found) for found in model_top(model, windows, excludes, n, every_item=every_item)]

@@ -19,7 +19,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from sessiondata.errors import ConfigError, DataError
 from sessiondata.loaders import BUNDLED, parse_dataset_spec
@@ -58,6 +58,20 @@ class ProfileSpec(BaseModel):
     fusion: FusionStrategy = "weighted"
     max_session_items: int = Field(50, ge=1, description="Most recent session items the models read.")
     fusion_fit_limit: int | None = Field(None, ge=1, description="Validation cases for the fusion fit (slow LLMs).")
+    candidate_grid: tuple[int, ...] = Field(
+        (), description="Ranker profiles: list lengths each ranked source may get, chosen on validation."
+    )
+    candidate_budget: int | None = Field(None, ge=1, description="With a grid: most candidates of all sources.")
+
+    @model_validator(mode="after")
+    def _grid_fits(self) -> ProfileSpec:
+        if self.candidate_grid:
+            if self.fusion != "ranker" or self.candidate_budget is None:
+                raise ValueError("candidate_grid needs fusion='ranker' and a candidate_budget")
+            ranked = [s for s in self.sources if s.kind in ("session-model", "title-knn")]
+            if any(s.candidates != max(self.candidate_grid) for s in ranked):
+                raise ValueError("with a candidate_grid every ranked source proposes the grid's largest N")
+        return self
 
     @property
     def source_names(self) -> list[str]:
@@ -78,6 +92,13 @@ class ProfileSpec(BaseModel):
     def needs_fit(self) -> bool:
         return self.fusion != "rrf"
 
+    def with_candidates(self, chosen: dict[str, int]) -> ProfileSpec:
+        """This spec with the list lengths chosen on validation (``candidate_grid``) in place of the largest."""
+        sources = tuple(
+            s.model_copy(update={"candidates": chosen[s.name]}) if s.name in chosen else s for s in self.sources
+        )
+        return self.model_copy(update={"sources": sources})
+
     def source(self, name: str) -> SourceSpec:
         for source in self.sources:
             if source.name == name:
@@ -90,6 +111,31 @@ def _model(name: str, kind: SourceKind = "session-model", **fields: Any) -> Sour
 
 
 _KNN = (_model("vsknn"), _model("sr"), _model("title-knn", kind="title-knn"))
+
+
+def _title_item(name: str, lag: int) -> SourceSpec:
+    """Titles similar to one recent item (``lag`` steps before the last), the title kNN's tuned vectors."""
+    return SourceSpec(name=name, kind="title-knn", model="title-knn", params={"mode": "last", "lag": lag})
+
+
+# the cheap sources of strong KDD Cup 2023 solutions beside the three above (#14): co-visitation (symmetric,
+# lift-normalised; sequential rules are its forward case), titles similar to each of the last three items,
+# recent popularity; each proposes up to the grid's largest N, the N used is chosen on validation
+CANDIDATE_GRID = (25, 50, 100, 200)
+_WIDE = tuple(
+    source.model_copy(update={"candidates": max(CANDIDATE_GRID)})
+    for source in (
+        _model("vsknn"),
+        _model("covisit"),
+        _model("sr"),
+        _model("covisit-lift"),
+        _model("recent-popularity"),
+        _model("title-knn", kind="title-knn"),
+        _title_item("title-last", 0),
+        _title_item("title-prev1", 1),
+        _title_item("title-prev2", 2),
+    )
+)
 # the ranker profiles' sources: each of the fused sources proposes 100 candidates
 _RANKED = tuple(source.model_copy(update={"candidates": 100}) for source in _KNN)
 # the two strongest SemSR-F torch models of the torch table (MSGAT-F, NISER-F), as ranker sources
@@ -107,6 +153,18 @@ PROFILES: dict[str, ProfileSpec] = {
             "fitted on every prefix of the validation sessions; what the shopper said (query) by its rule",
             sources=(*_RANKED, _QUERY),
             fusion="ranker",
+        ),
+        ProfileSpec(
+            name="fused-wide",
+            version=1,
+            description="V-SKNN, co-visitation (plain, lift), sequential rules, recent popularity, title kNN and "
+            "titles similar to each of the last three items; each source's list length chosen on validation "
+            "(greedy union recall, 400 candidates in all); the same LambdaMART ranker (its validation NDCG@20 "
+            "is below fused's, so it is not the default: benchmarks/results/ranker_sources.md)",
+            sources=(*_WIDE, _QUERY),
+            fusion="ranker",
+            candidate_grid=CANDIDATE_GRID,
+            candidate_budget=400,
         ),
         ProfileSpec(
             name="fused-weighted",
@@ -219,6 +277,13 @@ class ProfileManifest(BaseModel):
     fusion: dict[str, Any] | None = None
     metrics: dict[str, Any] = Field(default_factory=dict)
     prepared_at: str = ""
+
+    @property
+    def served_profile(self) -> ProfileSpec:
+        """The spec as served: each source's list length as the ranker fit chose it on validation (a profile
+        with a ``candidate_grid``), else as the spec says."""
+        chosen = (((self.fusion or {}).get("fitted_on") or {}).get("candidate_choice") or {}).get("chosen")
+        return self.profile.with_candidates(chosen) if chosen else self.profile
 
     @property
     def version_tag(self) -> str:

@@ -82,7 +82,7 @@ class ServingProfile:
         if fold not in manifest.folds:
             raise ConfigError("fold", fold, f"must be one of {sorted(manifest.folds)}")
         self.manifest = manifest
-        self.spec = manifest.profile
+        self.spec = manifest.served_profile  # list lengths as chosen on validation, where they were
         self.fold = fold
         self.settings = settings
         self.dataset = dataset

@@ -79,7 +79,8 @@ def show_command(
             "description": manifest.profile.description,
             "dataset": manifest.dataset,
             "sources": {
-                s.name: {"kind": s.kind, "model": s.model, "candidates": s.candidates} for s in manifest.profile.sources
+                s.name: {"kind": s.kind, "model": s.model, "candidates": s.candidates}
+                for s in manifest.served_profile.sources
             },
             "fusion": {
                 k: v for k, v in (manifest.fusion or {"strategy": manifest.profile.fusion}).items() if k != "fitted_on"

@@ -16,10 +16,11 @@ from pydantic import ValidationError
 
 from sessiondata.errors import ConfigError
 from sr_models.base import Recommender
+from sr_models.covisit import CoVisitation, LiftCoVisitation
 from sr_models.env import ModelEnv
 from sr_models.knn import SKNN, SessionKNN
 from sr_models.neural.specs import neural_specs
-from sr_models.popularity import Popularity
+from sr_models.popularity import Popularity, RecentPopularity
 from sr_models.records import TunedRecord, read_record
 from sr_models.rules import SequentialRules
 from sr_models.semantic_knn import SPACE_FIELDS, SemanticKNN
@@ -54,6 +55,20 @@ RULES_GRID = {
     "prompt_decay_lambda": [0.5, 1.0, 2.0],
     "row_normalise": [True, False],
 }
+COVISIT_GRID = {  # symmetric pairs by their distance: the forward-only variant is "sr" (its own grid above)
+    "window": [2, 5, 10, 20],
+    "pair_weight": ["uniform", "harmonic", "quadratic"],
+    "prompt_items": [1, 3, 5],
+    "row_normalise": [True, False],
+}
+COVISIT_LIFT_GRID = {
+    "window": [2, 5, 10, 20],
+    "pair_weight": ["uniform", "harmonic"],
+    "lift": [0.25, 0.5, 0.75, 1.0],
+    "prompt_items": [1, 3],
+    "row_normalise": [True, False],
+}
+RECENT_POPULARITY_GRID = {"fraction": [0.02, 0.05, 0.1, 0.2, 0.5]}
 TITLE_KNN_GRID = {  # pooling, prior and the vectors' post-processing (embeddings.postprocess) together
     "mode": ["last", "mean", "recency"],
     "decay": [0.2, 0.35, 0.5, 0.7, 0.85],
@@ -85,6 +100,21 @@ MODELS: dict[str, ModelSpec] = {
             "vsknn", "V-SKNN: recency-weighted prompt, IDF, neighbour-position decay (STAN)", SessionKNN, VSKNN_GRID
         ),
         ModelSpec("sr", "sequential rules: distance-weighted item pairs within a window", SequentialRules, RULES_GRID),
+        ModelSpec(
+            "covisit", "co-visitation: distance-weighted item pairs, both ways or forward", CoVisitation, COVISIT_GRID
+        ),
+        ModelSpec(
+            "covisit-lift",
+            "co-visitation normalised by the target's popularity (lift)",
+            LiftCoVisitation,
+            COVISIT_LIFT_GRID,
+        ),
+        ModelSpec(
+            "recent-popularity",
+            "items in the most sessions among the latest share of training sessions",
+            RecentPopularity,
+            RECENT_POPULARITY_GRID,
+        ),
         ModelSpec(
             "title-knn",
             "title kNN (LLMSeqSim-style): cosine of title embeddings to the session's pooled title vector",

@@ -1,15 +1,16 @@
 """Title kNN (the LLMSeqSim idea of Harte et al., RecSys 2023): items scored by how close their titles'
 embeddings are to the session's.
 
-A session becomes one vector (:func:`embeddings.session.session_vectors`: the last item, the plain mean,
-or a recency-weighted mean) and every catalogue item is scored by cosine similarity to it: one numpy
-matmul over the unit-row matrix from :func:`embeddings.embed_catalog`, so it ranks the full catalogue
-exactly. The catalogue's vectors can first be post-processed (:mod:`embeddings.postprocess`: centring,
-PCA to a share ``keep`` of the directions, whitening of strength ``whiten``), which removes the
-anisotropy of pretrained text embeddings; all three are tuned on validation like the pooling. An optional
-popularity prior (``popularity_weight * log1p(count) / log1p(max count)`` over training events) breaks the
-near-ties of many similar titles in favour of items people actually chose, and ``candidates='train'``
-restricts the ranking to items seen in training (the protocol's targets always are).
+A session becomes one vector (:func:`embeddings.session.session_vectors`: the last item, the plain mean, or
+a recency-weighted mean; ``mode='last'`` with ``lag`` = 1, 2 is the item one or two before the last, so one
+source per recent item, as strong KDD Cup 2023 solutions use) and every catalogue item is scored by cosine
+similarity to it: one numpy matmul over the unit-row matrix from :func:`embeddings.embed_catalog`, so it
+ranks the full catalogue exactly. The catalogue's vectors can first be post-processed
+(:mod:`embeddings.postprocess`: centring, PCA to a share ``keep`` of the directions, whitening of strength
+``whiten``), which removes the anisotropy of pretrained text embeddings; all three are tuned on validation
+like the pooling. An optional popularity prior (``popularity_weight * log1p(count) / log1p(max count)`` over
+training events) breaks the near-ties of many similar titles in favour of items people actually chose, and
+``candidates='train'`` restricts the ranking to items seen in training (the protocol's targets always are).
 
 This is the project's semantic source in every role: the ``semantic`` pipeline, the graph's
 session-semantics source and the fallback of the LLM agent all use this class with its tuned settings.
@@ -43,6 +44,7 @@ class TitleKNNConfig(BaseModel):
 
     mode: PoolingMode = Field("recency", description="How prompt items form the query.")
     decay: float = Field(0.5, gt=0.0, le=1.0, description="'recency': weight decay**distance from the last item.")
+    lag: int = Field(0, ge=0, le=10, description="'last': the item this many steps before the last one.")
     popularity_weight: float = Field(0.0, ge=0.0, description="Weight of the log-popularity prior added to cosine.")
     candidates: Literal["all", "train"] = Field("all", description="'train': only items seen in training sessions.")
     center: bool = Field(False, description="Post-processing: subtract the catalogue's mean title vector.")
@@ -124,16 +126,20 @@ class TitleKNN(Recommender):
 
     def session_vectors(self, prompts: Sequence[Sequence[int]]) -> np.ndarray:
         """One unit vector per prompt (rows of the same space as the catalogue matrix)."""
-        return session_vectors(self.vectors, prompts, self.config.mode, self.config.decay)
+        return session_vectors(self.vectors, prompts, self.config.mode, self.config.decay, self.config.lag)
 
     def score(self, prompts: Sequence[Sequence[int]], *, every_item: bool = False) -> np.ndarray:
         """Cosine (+ prior) of every catalogue item; ``every_item`` lifts ``candidates='train'`` (the graph
-        does so for a session none of whose items was seen in training, which only titles can answer)."""
+        does so for a session none of whose items was seen in training, which only titles can answer); a
+        prompt too short for ``lag`` scores nothing."""
         self._check_fitted()
         scores = (self.session_vectors(prompts) @ self.vectors.T).astype(np.float64)
         scores += self.prior
         if not every_item:
             scores += self.mask
+        if self.config.mode == "last" and self.config.lag:
+            short = np.fromiter((len(p) <= self.config.lag for p in prompts), dtype=bool, count=len(prompts))
+            scores[short] = NEVER
         return scores
 
     def state(self) -> dict[str, np.ndarray]:
@@ -156,7 +162,7 @@ class TitleKNN(Recommender):
         """The session item whose title is closest to each item's, weighted as the session vector weighs
         them (with ``mode='last'``: the last item), i.e. "similar to"."""
         prompt_arr = np.asarray(prompt, dtype=np.int64)
-        weights = position_weights(prompt_arr.size, self.config.mode, self.config.decay)
+        weights = position_weights(prompt_arr.size, self.config.mode, self.config.decay, self.config.lag)
         if not len(items):
             return []
         similarity = (self.vectors[np.asarray(items, dtype=np.int64)] @ self.vectors[prompt_arr].T) * weights[None, :]

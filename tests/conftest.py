@@ -80,7 +80,7 @@ def slice_settings(slice_spec: str, tmp_path_factory: pytest.TempPathFactory):
 
     home = tmp_path_factory.mktemp("slice-home")
     name = Path(slice_spec.removeprefix("csv:")).name
-    for model in ("vsknn", "sr", "title-knn"):
+    for model in ("vsknn", "sr", "title-knn", "covisit", "covisit-lift", "recent-popularity"):
         target = home / "tuned" / name / f"{model}.json"
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(SHIPPED_TUNED_DIR / "amazon-beauty" / f"{model}.json", target)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from evals.prepare import prepare_profile
-from evals.ranker_fit import prefix_queries
+from evals.ranker_fit import RANKED_KINDS, prefix_queries, ranked_sources
 from graphs.api import SemSR
 from graphs.candidates import known_window, model_candidates
 from graphs.context import Context
@@ -35,8 +35,12 @@ def test_the_ranker_trains_on_every_prefix_and_is_saved_as_lightgbm_text(manifes
     booster_text = (directory / BOOSTER_FILE).read_text()
     assert booster_text.startswith("tree") and "objective=lambdarank" in booster_text  # LightGBM's text format
     saved = json.loads((directory / RANKER_FILE).read_text())
-    sources = manifest.profile.source_names[:3]  # the query source is blended by its rule, not ranked
-    assert saved["sources"] == sources and saved["features"] == feature_names(sources)
+    sources = ranked_sources(manifest.profile)  # the query source is blended by its rule, not ranked
+    assert (
+        len(sources) == len(manifest.profile.sources) - 1
+        and saved["sources"] == sources
+        and saved["features"] == feature_names(sources)
+    )
     fitted = saved["fitted_on"]
     # queries come from every prefix, not only the protocol's last item of each validation session
     assert fitted["queries"]["all_prefixes"] == len(prefix_queries(slice_protocol))
@@ -60,7 +64,11 @@ def test_the_graph_ranks_a_session_as_the_ranker_does(manifest, slice_protocol, 
     serving = ProfileServices(slice_settings).profile(PROFILE, "test", dataset=slice_settings.dataset)
     window = list(case.prompt[-serving.spec.max_session_items :])
     results = {}
-    for source in serving.spec.sources[:3]:
+    chosen = manifest.fusion["fitted_on"].get("candidate_choice", {}).get("chosen", {})
+    assert {s.name: s.candidates for s in serving.spec.sources if s.name in chosen} == chosen  # served as chosen
+    for source in serving.spec.sources:
+        if source.kind not in RANKED_KINDS:
+            continue
         known = known_window(window, source.kind, serving.is_cold)
         if known:
             [results[source.name]] = model_candidates(
@@ -104,7 +112,7 @@ def test_the_report_shows_the_ranking_stage_with_its_validation_numbers(
 
     fitted = manifest.fusion["fitted_on"]
     table = fitted["recall_by_n"]["by_n"]
-    sources = manifest.profile.source_names[:3]
+    sources = ranked_sources(manifest.profile)
     assert fitted["recall_by_n"]["n_queries"] == len(slice_prepared.valid.cases)
     assert list(table["union"]) == ["10", "20", "50", "100"]  # capped at the 100 candidates each source proposes
     for n in table["union"]:
@@ -131,3 +139,25 @@ def test_the_report_shows_the_ranking_stage_with_its_validation_numbers(
         assert f"| without `{source}` | {ablation['without'][source]['valid']['hr@20']:.4f} |" in section
     assert f"![feature importance of {PROFILE}](importance-{PROFILE}.png)" in section
     assert (tmp_path / "report" / f"importance-{PROFILE}.png").stat().st_size > 1000
+
+
+@pytest.mark.extended
+def test_the_wide_profile_serves_the_list_lengths_its_fit_chose_on_validation(slice_prepared, slice_settings, tmp_path):
+    """``fused-wide``: nine sources gathered at the grid's largest N, each cut to the N chosen on the slice's
+    validation prefixes; serving proposes exactly that, and the report lists the choice."""
+    from evals.graph_pipelines import GraphPipeline
+    from evals.harness import evaluate
+    from evals.report import write_report
+
+    wide = prepare_profile("fused-wide", slice_prepared, slice_settings, progress=False)
+    choice = wide.fusion["fitted_on"]["candidate_choice"]
+    spec = wide.profile
+    assert set(choice["chosen"]) == set(ranked_sources(spec)) and set(choice["chosen"].values()) <= set(choice["grid"])
+    assert sum(choice["chosen"].values()) <= spec.candidate_budget
+    serving = ProfileServices(slice_settings).profile("fused-wide", "test", dataset=slice_settings.dataset)
+    assert {s.name: s.candidates for s in serving.spec.sources if s.name in choice["chosen"]} == choice["chosen"]
+    pipeline = GraphPipeline("fused-wide", slice_settings, dataset=slice_settings.dataset)
+    evaluate(pipeline, slice_prepared, tmp_path / "fused-wide", limit=5, progress=False)
+    section = write_report(tmp_path, names=["fused-wide"]).read_text().split("## Ranking stage: `fused-wide`")[1]
+    for source, n in choice["chosen"].items():
+        assert f"| `{source}` | {n} | {choice['recall_at_chosen'][source]:.4f} |" in section

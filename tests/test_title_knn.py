@@ -148,3 +148,13 @@ def test_title_knn_beats_popularity_on_real_validation_cases(
     # measured: semantic HR@20 0.167, MRR@20 0.076; popularity 0.0 on these 120 cases over 1,073 items
     assert sem_hr > pop_hr + 0.05, (sem_hr, pop_hr)
     assert sem_mrr > pop_mrr + 0.02, (sem_mrr, pop_mrr)
+
+
+def test_lag_scores_cosine_to_one_earlier_item_and_nothing_for_short_sessions(tiny) -> None:
+    data, vectors, embedder = tiny
+    model = TitleKNN(mode="last", lag=1, embedder=embedder).fit(data)
+    scores = model.score([[0, 2, 3], [3]])
+    np.testing.assert_allclose(scores[0], vectors @ vectors[2], atol=1e-6)  # the item before the last
+    assert np.all(scores[1] == -np.inf)  # a one-item session has no item before its last
+    np.testing.assert_array_equal(position_weights(3, "last", 0.5, lag=2), [1, 0, 0])
+    assert model.evidence([0, 2, 3], [1])[0].item == 2
