@@ -117,6 +117,8 @@ class FakeOpenAIServer:
         self.routes: dict[tuple[str, str], Handler] = {}
         self.scripted: dict[tuple[str, str], deque[Reply]] = {}
         self.requests: list[Request] = []
+        self.in_flight = 0  # requests being served now, and the most ever served at once (concurrency tests)
+        self.max_in_flight = 0
         self._lock = threading.Lock()
         fake = self
 
@@ -126,8 +128,15 @@ class FakeOpenAIServer:
                 headers = {name.lower(): value for name, value in self.headers.items()}
                 request = Request(self.command, self.path, headers, self.rfile.read(length))
                 reply = fake._reply_for(request)
-                if reply.delay:
-                    time.sleep(reply.delay)
+                with fake._lock:
+                    fake.in_flight += 1
+                    fake.max_in_flight = max(fake.max_in_flight, fake.in_flight)
+                try:
+                    if reply.delay:
+                        time.sleep(reply.delay)
+                finally:
+                    with fake._lock:
+                        fake.in_flight -= 1
                 body, content_type = reply.encoded()
                 try:
                     self.send_response(reply.status)
