@@ -39,7 +39,7 @@ def validation_metrics(
     """HR/MRR/NDCG@k (and at each of ``extra_k``) of ``model`` with ``params`` on the validation fold."""
     fold = protocol.valid
     pipeline = build_pipeline(model, protocol, "valid", settings=settings, **params)
-    depth = max(k, *extra_k)
+    depth = max((k, *extra_k))
     ranks: list[int | None] = []
     for start in range(0, len(fold.cases), 512):
         batch = fold.cases[start : start + 512]
