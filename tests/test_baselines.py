@@ -112,3 +112,12 @@ def test_the_default_pipelines_models_have_a_recorded_tuning_on_beauty():
         assert MODELS[name].grid and tuned_params("amazon-beauty", name) is not None, name
         record = json.loads((SHIPPED_TUNED_DIR / "amazon-beauty" / f"{name}.json").read_text())
         assert record["selected_on"].startswith("validation fold")
+
+
+def test_validation_metrics_without_extra_cutoffs(slice_protocol, slice_settings):
+    """What `semsr tune` scores each trial with, on a dataset that ships no tuning record (the slice)."""
+    from evals.tuning import validation_metrics
+
+    metrics = validation_metrics(slice_protocol, "popularity", {}, 20, slice_settings)
+    assert set(metrics) == {"hr@20", "mrr@20", "ndcg@20"}
+    assert 0.0 <= metrics["mrr@20"] <= metrics["hr@20"] <= 1.0
