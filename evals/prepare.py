@@ -38,7 +38,7 @@ from semsr.settings import Settings
 from sessiondata.files import exclusive_lock, file_sha256
 from sessiondata.protocol import FoldName, Protocol
 from sr_models.base import train_data
-from sr_models.persist import HEADER_FILE, directory_digest, save_model
+from sr_models.persist import HEADER_FILE, directory_digest, read_header, save_model
 from sr_models.popularity import item_counts, latest_sessions
 from sr_models.registry import MODELS, build_model, tuned_params
 
@@ -129,7 +129,9 @@ def prepare_source(
             save_model(model, directory)
             if progress:
                 print(f"prepared {source.model} [{fold}] in {time.perf_counter() - started:.1f} s", flush=True)
-    return SourceArtifact(model=source.model, params=model.params(), artifact=_ref(settings, directory))
+    # what the artefact was fitted with (its header), e.g. the title kNN's index, which only the fit knows
+    params = read_header(directory)["params"]
+    return SourceArtifact(model=source.model, params=params, artifact=_ref(settings, directory))
 
 
 def tune_missing(settings: Settings, protocol: Protocol, spec: ProfileSpec, *, progress: bool) -> None:

@@ -52,12 +52,11 @@ def model_top(
     if not windows:
         return []
     prompts = [list(w) for w in windows]
-    if not every_item:
-        scores = model.score(prompts)
-    elif isinstance(model, TitleKNN):
-        scores = model.score(prompts, every_item=True)
-    else:
+    if isinstance(model, TitleKNN):  # its own top: ranked among the probed items when it has an index
+        return model.top(prompts, excludes, n, every_item=every_item)
+    if every_item:
         raise TypeError(f"every_item is for the title kNN, not {type(model).__name__}")
+    scores = model.score(prompts)
     return [top_k(row, n, exclude=exclude) for row, exclude in zip(scores, excludes, strict=True)]
 
 

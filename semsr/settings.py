@@ -24,6 +24,7 @@ from agents.config import LLMConfig
 from embeddings.config import EmbedderConfig
 from sessiondata.protocol import ProtocolConfig
 from sr_models.env import ModelEnv
+from sr_models.ivf import AnnConfig
 from sr_models.neural.config import NeuralConfig
 from tools.config import ChromaConfig
 
@@ -85,6 +86,7 @@ class Settings(BaseSettings):
     chroma: ChromaConfig = Field(default_factory=ChromaConfig)
     llm: LLMConfig = Field(default_factory=LLMConfig)
     neural: NeuralConfig = Field(default_factory=NeuralConfig)
+    ann: AnnConfig = Field(default_factory=AnnConfig)
     node_threads: int = Field(
         32,
         ge=1,
@@ -114,6 +116,7 @@ class Settings(BaseSettings):
             device=self.device,
             progress=self.progress if progress is None else progress,
             neural=self.neural,
+            ann=self.ann,
         )
 
     def chroma_path(self) -> Path:

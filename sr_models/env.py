@@ -5,7 +5,8 @@ as this small object: ``sr_models`` sits below ``semsr`` and never reads the env
 that keeps no files (kNN, rules) ignores it; the title-kNN recommender embeds titles through the cache in
 ``embeddings_dir``; torch models cache weights under ``artifact_dir`` and train on ``device`` with
 ``threads`` CPU threads, with sampled softmax on large catalogues as ``neural`` says
-(:mod:`sr_models.neural.config`).
+(:mod:`sr_models.neural.config`), and the title kNN searches an IVF index on large catalogues as ``ann``
+says (:mod:`sr_models.ivf`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from embeddings.config import EmbedderConfig
+from sr_models.ivf import AnnConfig
 from sr_models.neural.config import NeuralConfig
 
 
@@ -29,3 +31,4 @@ class ModelEnv:
     device: str = "auto"
     progress: bool = False
     neural: NeuralConfig = field(default_factory=NeuralConfig)  # torch training at scale (sampled softmax)
+    ann: AnnConfig = field(default_factory=AnnConfig)  # the title kNN's approximate index on large catalogues

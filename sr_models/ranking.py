@@ -45,6 +45,33 @@ def top_k(
     exclude_idx = np.fromiter(exclude, dtype=np.int64)
     if exclude_idx.size:
         values[exclude_idx] = NEVER
+    return _best(None, values, k, target)
+
+
+def top_k_among(
+    items: np.ndarray,
+    scores: np.ndarray,
+    k: int,
+    *,
+    exclude: Iterable[int] = (),
+    target: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`top_k` over a subset: ``items`` (ascending, distinct) scored ``scores``, every other item
+    counted as ``-inf``. The same list :func:`top_k` gives on the dense vector, without building it (the
+    title kNN's approximate index scores a few thousand of 500k items)."""
+    if k <= 0:
+        raise ValueError(f"k must be positive, got {k}")
+    item_arr = np.asarray(items, dtype=np.int64)
+    values = np.array(scores, dtype=np.float64, copy=True)
+    exclude_idx = np.fromiter(exclude, dtype=np.int64)
+    if exclude_idx.size:
+        values[np.isin(item_arr, exclude_idx)] = NEVER
+    return _best(item_arr, values, k, target)
+
+
+def _best(items: np.ndarray | None, values: np.ndarray, k: int, target: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """The rule itself: ``values`` of ascending ``items`` (None: item ``i`` is position ``i``), modified in
+    place, -> the top ``k`` items and scores, best first."""
     values[np.isnan(values)] = NEVER  # a NaN score carries no evidence: never list it
     n_valid = int(np.count_nonzero(values > NEVER))
     k = min(k, n_valid)
@@ -54,12 +81,13 @@ def top_k(
     above = np.flatnonzero(values > kth)
     tied = np.flatnonzero(values == kth)  # ascending item index: the deterministic tie order
     if target is not None:
-        target_pos = np.flatnonzero(tied == target)
+        target_pos = np.flatnonzero((tied if items is None else items[tied]) == target)
         if target_pos.size:
             tied = np.concatenate([np.delete(tied, target_pos), tied[target_pos]])
     chosen = np.concatenate([above, tied[: k - above.size]])
-    chosen = chosen[order_best_first(chosen, values[chosen], target)]
-    return chosen, values[chosen]
+    ids = chosen if items is None else items[chosen]
+    order = order_best_first(ids, values[chosen], target)
+    return ids[order], values[chosen][order]
 
 
 def conservative_cut(

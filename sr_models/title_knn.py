@@ -5,7 +5,10 @@ A session becomes one vector (:func:`embeddings.session.session_vectors`: the la
 a recency-weighted mean; ``mode='last'`` with ``lag`` = 1, 2 is the item one or two before the last, so one
 source per recent item, as strong KDD Cup 2023 solutions use) and every catalogue item is scored by cosine
 similarity to it: one numpy matmul over the unit-row matrix from :func:`embeddings.embed_catalog`, so it
-ranks the full catalogue exactly. The catalogue's vectors can first be post-processed
+ranks the full catalogue exactly. Above ``env.ann.above_items`` items it searches an inverted-file index
+built at fit time instead (:mod:`sr_models.ivf`: the probed lists scored exactly, the rest never listed,
+the probe chosen on the training fold for a recall of the exact lists that the artefact records).
+The catalogue's vectors can first be post-processed
 (:mod:`embeddings.postprocess`: centring, PCA to a share ``keep`` of the directions, whitening of strength
 ``whiten``), which removes the anisotropy of pretrained text embeddings; all three are tuned on validation
 like the pooling. An optional popularity prior (``popularity_weight * log1p(count) / log1p(max count)`` over
@@ -33,8 +36,9 @@ from embeddings.postprocess import PostprocessConfig, space_id
 from embeddings.session import PoolingMode, position_weights, session_vectors
 from sr_models.base import Evidence, Recommender, TrainData
 from sr_models.env import ModelEnv
+from sr_models.ivf import IVFIndex
 from sr_models.popularity import item_counts
-from sr_models.ranking import NEVER
+from sr_models.ranking import NEVER, top_k, top_k_among
 
 
 class TitleKNNConfig(BaseModel):
@@ -73,6 +77,7 @@ class TitleKNN(Recommender):
         base = config or TitleKNNConfig()
         self.config = TitleKNNConfig.model_validate({**base.model_dump(), **overrides})
         self.env = env or ModelEnv()
+        self.index: IVFIndex | None = None
 
     @property
     def embedder_config(self) -> EmbedderConfig:
@@ -95,6 +100,8 @@ class TitleKNN(Recommender):
             vectors_id = embedder_label(self.embedder_config, threads=self.env.threads)
         adapter = self.config.adapter.id
         params["embedder"] = space_id(f"{vectors_id}+{adapter}" if adapter else vectors_id, self.config.postprocess)
+        if self.index is not None:  # how it searched: the artefact says it is approximate, and how close
+            params["index"] = self.index.describe()
         return params
 
     def fit(self, data: TrainData) -> Self:
@@ -117,12 +124,48 @@ class TitleKNN(Recommender):
         self.vectors, _ = postprocess_catalog(
             vectors, data.catalog, vectors_id, self.config.postprocess, cache_dir=env.embeddings_dir
         )
-        self.embedder_id = str(self.params()["embedder"])
         self.n_items = data.n_items
         counts = item_counts(data.sessions, data.n_items)
         self.prior = self.config.popularity_weight * np.log1p(counts) / max(np.log1p(counts.max()), 1e-12)
         self.mask = np.where(counts > 0, 0.0, NEVER) if self.config.candidates == "train" else np.zeros(self.n_items)
+        self.index = None
+        if env.ann.applies(self.n_items):
+            self.index = self._build_index(data)
+        self.embedder_id = str(self.params()["embedder"])
         return self
+
+    def _build_index(self, data: TrainData) -> IVFIndex:
+        """The IVF index over the catalogue, its probe chosen on prefixes of training sessions."""
+        rule = self.env.ann
+        index = IVFIndex.build(self.vectors, rule)
+        rng = np.random.default_rng(rule.seed)
+        long = [s.items for s in data.sessions if len(s.items) >= 2]
+        picked = rng.choice(len(long), size=min(rule.recall_prompts, len(long)), replace=False) if long else []
+        prompts = [list(long[i][: int(rng.integers(1, len(long[i])))]) for i in picked]
+        queries = self.session_vectors(prompts)
+        n = rule.recall_at
+
+        def exact(q: np.ndarray) -> list[set[int]]:
+            rows = (q @ self.vectors.T).astype(np.float64) + self.prior + self.mask
+            return [set(top_k(row, n)[0].tolist()) for row in rows]
+
+        def approx(q: np.ndarray, probe: int) -> list[set[int]]:
+            found = []
+            for row in q:
+                items, scores = self._probe_scores(row, index.candidates(row, probe), every_item=False)
+                found.append(set(top_k_among(items, scores, n)[0].tolist()))
+            return found
+
+        if prompts:
+            index.choose_probe(queries, exact, approx, rule.min_recall)
+        return index
+
+    def _probe_scores(self, query: np.ndarray, items: np.ndarray, *, every_item: bool) -> tuple[np.ndarray, np.ndarray]:
+        """Cosine (+ prior, + mask unless ``every_item``) of ``items`` only."""
+        scores = (self.vectors[items] @ query).astype(np.float64) + self.prior[items]
+        if not every_item:
+            scores += self.mask[items]
+        return items, scores
 
     def session_vectors(self, prompts: Sequence[Sequence[int]]) -> np.ndarray:
         """One unit vector per prompt (rows of the same space as the catalogue matrix)."""
@@ -133,14 +176,49 @@ class TitleKNN(Recommender):
         does so for a session none of whose items was seen in training, which only titles can answer); a
         prompt too short for ``lag`` scores nothing."""
         self._check_fitted()
-        scores = (self.session_vectors(prompts) @ self.vectors.T).astype(np.float64)
-        scores += self.prior
-        if not every_item:
-            scores += self.mask
-        if self.config.mode == "last" and self.config.lag:
-            short = np.fromiter((len(p) <= self.config.lag for p in prompts), dtype=bool, count=len(prompts))
-            scores[short] = NEVER
+        queries = self.session_vectors(prompts)
+        if self.index is None:
+            scores = (queries @ self.vectors.T).astype(np.float64)
+            scores += self.prior
+            if not every_item:
+                scores += self.mask
+        else:  # the probed lists only, exactly as :meth:`top` ranks them
+            scores = np.full((len(prompts), self.n_items), NEVER)
+            for row, query in enumerate(queries):
+                items, values = self._probe_scores(query, self.index.candidates(query), every_item=every_item)
+                scores[row, items] = values
+        scores[self._too_short(prompts)] = NEVER
         return scores
+
+    def _too_short(self, prompts: Sequence[Sequence[int]]) -> np.ndarray:
+        """Prompts too short for ``lag`` (they score nothing)."""
+        if not (self.config.mode == "last" and self.config.lag):
+            return np.zeros(len(prompts), dtype=bool)
+        return np.fromiter((len(p) <= self.config.lag for p in prompts), dtype=bool, count=len(prompts))
+
+    def top(
+        self,
+        prompts: Sequence[Sequence[int]],
+        excludes: Sequence[Sequence[int]],
+        n: int,
+        *,
+        every_item: bool = False,
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Each prompt's top ``n`` (items, scores): ``top_k`` of :meth:`score`'s rows, the same lists; with
+        an index, ranked among the probed items without a catalogue-length row (what the graph serves)."""
+        if self.index is None:
+            scores = self.score(prompts, every_item=every_item)
+            return [top_k(row, n, exclude=exclude) for row, exclude in zip(scores, excludes, strict=True)]
+        self._check_fitted()
+        short = self._too_short(prompts)
+        out = []
+        for query, exclude, silent in zip(self.session_vectors(prompts), excludes, short, strict=True):
+            if silent:
+                out.append((np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float64)))
+                continue
+            items, values = self._probe_scores(query, self.index.candidates(query), every_item=every_item)
+            out.append(top_k_among(items, values, n, exclude=exclude))
+        return out
 
     def state(self) -> dict[str, np.ndarray]:
         return {
@@ -148,6 +226,7 @@ class TitleKNN(Recommender):
             "prior": self.prior,
             "mask": self.mask,
             "train_digest": np.asarray(getattr(self, "train_digest", "")),
+            **(self.index.state() if self.index is not None else {}),
         }
 
     def restore(self, state: dict[str, np.ndarray]) -> None:
@@ -156,6 +235,7 @@ class TitleKNN(Recommender):
         self.n_items = int(self.vectors.shape[0])
         if "train_digest" in state:  # which fold's embedder made the vectors (a fine-tuned one is per fold)
             self.train_digest = str(state["train_digest"])
+        self.index = IVFIndex.from_state(state)
         self.embedder_id = str(self.params()["embedder"])
 
     def evidence(self, prompt: Sequence[int], items: Sequence[int]) -> list[Evidence | None]:

@@ -158,3 +158,49 @@ def test_lag_scores_cosine_to_one_earlier_item_and_nothing_for_short_sessions(ti
     assert np.all(scores[1] == -np.inf)  # a one-item session has no item before its last
     np.testing.assert_array_equal(position_weights(3, "last", 0.5, lag=2), [1, 0, 0])
     assert model.evidence([0, 2, 3], [1])[0].item == 2
+
+
+@pytest.mark.slow
+def test_ivf_index_on_real_titles_keeps_its_measured_recall_and_serves_the_lists_it_scores(
+    beauty_protocol: Protocol, tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
+) -> None:
+    """Above ``ann.above_items`` items the title kNN searches an IVF index (1,073 real Beauty titles, MiniLM,
+    the threshold lowered so this slice is "large"): the probe it chose recovers ``min_recall`` of the exact
+    top-100 on its training prefixes, and does about as well on validation cases it never saw; the graph's
+    sparse ``top`` gives exactly ``top_k`` of ``score``; the index survives save/load; below the threshold
+    nothing changes."""
+    from sr_models.ivf import AnnConfig
+    from sr_models.persist import load_model, save_model
+    from sr_models.ranking import top_k
+
+    minilm()
+    data, cases = _sub_problem(beauty_protocol)
+    cache = shared_cache_dir(tmp_path_factory)
+    exact = TitleKNN(mode="last", env=ModelEnv(embeddings_dir=cache, threads=1)).fit(data)
+    assert exact.index is None and "index" not in exact.params()
+    rule = AnnConfig(above_items=500, min_recall=0.9, recall_at=50)
+    approx = TitleKNN(mode="last", env=ModelEnv(embeddings_dir=cache, threads=1, ann=rule)).fit(data)
+    index = approx.index
+    assert index is not None and index.n_lists == rule.n_lists(data.n_items) == 66
+    assert index.recall >= 0.9 and index.probe < index.n_lists  # it did not need to probe everything
+    assert approx.params()["index"] == index.describe()
+    np.testing.assert_array_equal(np.sort(index.order), np.arange(data.n_items))  # every item in one list
+
+    prompts = [list(prompt) for prompt, _ in cases]
+    excludes = [list(prompt) for prompt in prompts]
+    served = approx.top(prompts, excludes, 50)
+    dense = approx.score(prompts)
+    wanted = [top_k(row, 50, exclude=exclude) for row, exclude in zip(dense, excludes, strict=True)]
+    for (items, values), (want_items, want_values) in zip(served, wanted, strict=True):
+        np.testing.assert_array_equal(items, want_items)
+        np.testing.assert_allclose(values, want_values)
+    exact_lists = exact.top(prompts, excludes, 50)
+    pairs = zip(served, exact_lists, strict=True)
+    overlap = [len(set(a.tolist()) & set(e.tolist())) / max(len(e), 1) for (a, _), (e, _) in pairs]
+    assert np.mean(overlap) >= 0.8, np.mean(overlap)  # held-out validation prompts, not the ones it chose on
+
+    approx.build_params = {"mode": "last"}  # what the registry records for a model it built
+    save_model(approx, tmp_path / "model")
+    loaded = load_model(tmp_path / "model", ModelEnv(embeddings_dir=cache, threads=1))
+    assert loaded.index is not None and loaded.index.describe() == index.describe()
+    np.testing.assert_array_equal(loaded.top(prompts[:5], excludes[:5], 50)[3][0], served[3][0])
