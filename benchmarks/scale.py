@@ -103,6 +103,9 @@ def rows(sizes: dict[str, dict[str, Any]]) -> list[tuple[str, list[str]]]:
         table.append((f"fit {model} on the test fold's train + save (s)", fits))
         table.append((f"  fit {model} stage CPU seconds (load included)", get(f"fit:{model}", "stage_cpu_s")))
         table.append((f"fit {model} peak RSS (MB, load included)", get(f"fit:{model}", "peak_rss_mb", 0)))
+    index = [sizes[size].get("fit:title-knn", {}).get("index") for size in order]
+    cells = [f"{i['lists']:,} / {i['probe']} / {i['recall']:.3f}" if i else "exact" for i in index]
+    table.append(("title-knn search: IVF lists / probe / recall@100 of exact (training prefixes)", cells))
     table += [
         ("prepare `fused`: valid-fold models, stats, ranker; no Chroma index (s)", get("prepare", "prepare_s")),
         ("  of which ranker fit (s)", get("prepare", "ranker_fit_s")),

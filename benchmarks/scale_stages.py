@@ -171,8 +171,10 @@ def stage_fit(data: Path, model: str) -> dict[str, Any]:
         digest = catalog_digest(protocol.dataset.catalog)
         transform_path(settings.paths.embeddings, provider_id, digest, fresh.config.postprocess).unlink(missing_ok=True)
     started = time.perf_counter()
-    prepare_source(settings, protocol, protocol.dataset.spec, "test", source, progress=False)
-    return {**seconds, "model": model, "fit_s": time.perf_counter() - started}
+    artifact = prepare_source(settings, protocol, protocol.dataset.spec, "test", source, progress=False)
+    fit_s = time.perf_counter() - started
+    index = artifact.params.get("index")  # the title kNN's IVF index on a large catalogue (sr_models/ivf.py)
+    return {**seconds, "model": model, "fit_s": fit_s, **({"index": index} if index else {})}
 
 
 def stage_prepare(data: Path) -> dict[str, Any]:
